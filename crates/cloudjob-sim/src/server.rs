@@ -2,6 +2,7 @@
 //! AK/SK verification and fault injection, and the admin API.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -169,17 +170,42 @@ impl AsyncWrite for KillableStream {
 }
 
 /// A body of unknown length (no size hint), so hyper trusts our `Content-Length` header even when
-/// it lies; hyper then aborts the connection when the body ends early.
-struct UnsizedBody(Option<Bytes>);
+/// it lies; hyper then aborts the connection when the body ends early. The pause before the end
+/// lets hyper flush the partial body first, so the client sees headers and a short body rather
+/// than nothing.
+struct UnsizedBody {
+    chunk: Option<Bytes>,
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl UnsizedBody {
+    fn new(chunk: Bytes) -> Self {
+        Self {
+            chunk: Some(chunk),
+            pause: Some(Box::pin(tokio::time::sleep(
+                std::time::Duration::from_millis(50),
+            ))),
+        }
+    }
+}
 
 impl http_body::Body for UnsizedBody {
     type Data = Bytes;
     type Error = Infallible;
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.0.take().map(|b| Ok(http_body::Frame::data(b))))
+        if let Some(chunk) = self.chunk.take() {
+            return Poll::Ready(Some(Ok(http_body::Frame::data(chunk))));
+        }
+        if let Some(pause) = self.pause.as_mut() {
+            if pause.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.pause = None;
+        }
+        Poll::Ready(None)
     }
 }
 
@@ -456,7 +482,7 @@ async fn jobs_api(
         Some(FaultKind::TruncatedBody) => {
             let mut r = json_response(
                 StatusCode::OK,
-                Body::new(UnsizedBody(Some(full.slice(..full.len() / 2)))),
+                Body::new(UnsizedBody::new(full.slice(..full.len() / 2))),
             );
             r.headers_mut()
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(full.len()));
@@ -601,8 +627,8 @@ async fn admin_reset_stats(State(s): State<Arc<SimState>>) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
+// No `deny_unknown_fields`: serde does not support it together with `flatten`.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct FaultRequest {
     #[serde(default = "global_scope")]
     scope: FaultScope,
@@ -618,8 +644,7 @@ async fn admin_add_fault(
     State(s): State<Arc<SimState>>,
     req: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    // Parsed from a Value because serde's `flatten` cannot be combined with `deny_unknown_fields`
-    // reliably; unknown fields would otherwise be silently ignored.
+    // Parsed in two steps so that a bad fault gets serde's message rather than axum's generic one.
     let v = match req {
         Ok(Json(v)) => v,
         Err(e) => return bad_json(e),

@@ -1,0 +1,5 @@
+//! The cloud side: the jobs API's responses, where its endpoints are, and the signed client.
+
+pub mod client;
+pub mod endpoint;
+pub mod model;

@@ -1,0 +1,643 @@
+//! The jobs API response, normalised.
+//!
+//! Responses differ by service and by age of the documentation (IMS `process_percent` as `0.20`, OTC times
+//! like `04-Jun-2015 18:11:06:586`, `end_time: ""`, `null` codes, `entities` missing or `{}`), so parsing walks
+//! a `serde_json::Value` and takes what is there instead of failing on a shape it did not expect. Nothing here
+//! can panic on data from the network.
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use crate::crd::{ProducedResource, SubJobStatus, SubJobs};
+
+/// The job's state as the cloud reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobState {
+    /// `INIT`: accepted, not started.
+    Init,
+    /// `PENDING_PAYMENT` (Huawei ECS/BMS): waits for an order to be paid.
+    PendingPayment,
+    /// `RUNNING`.
+    Running,
+    /// `SUCCESS`. Terminal.
+    Success,
+    /// `FAIL`. Terminal.
+    Fail,
+    /// Any other string: treated as not finished, never as an error.
+    Other(String),
+}
+
+impl JobState {
+    fn parse(raw: &str) -> JobState {
+        match raw.trim().to_ascii_uppercase().as_str() {
+            "INIT" => JobState::Init,
+            "PENDING_PAYMENT" => JobState::PendingPayment,
+            "RUNNING" => JobState::Running,
+            "SUCCESS" => JobState::Success,
+            "FAIL" | "FAILED" => JobState::Fail,
+            _ => JobState::Other(raw.to_string()),
+        }
+    }
+}
+
+/// One job as read from `GET /v1/{project_id}/jobs/{job_id}`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobObservation {
+    pub state: JobState,
+    /// `status` exactly as sent.
+    pub raw_status: String,
+    pub job_id: Option<String>,
+    pub job_type: Option<String>,
+    pub begin_time: Option<Timestamp>,
+    pub end_time: Option<Timestamp>,
+    pub error_code: Option<String>,
+    pub fail_reason: Option<String>,
+    /// Percent done, 0-100, where the job reports it (directly or through sub-jobs).
+    pub progress: Option<i32>,
+    pub current_task: Option<String>,
+    pub image_id: Option<String>,
+    pub image_name: Option<String>,
+    pub volume_id: Option<String>,
+    pub server_id: Option<String>,
+    /// Everything produced, the job's own ids first, then its sub-jobs', without duplicates.
+    pub resources: Vec<ProducedResource>,
+    pub sub_jobs: Option<SubJobs>,
+}
+
+/// Why a 200 response is not a job.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("response is not JSON: {0}")]
+    NotJson(String),
+    #[error("response is JSON but not a job object")]
+    NotAnObject,
+    #[error("cloud answered 200 with an error body: {0}")]
+    ErrorBody(String),
+    #[error("response has no job status field")]
+    MissingStatus,
+}
+
+impl JobObservation {
+    /// Parses a response body. Fails only when there is no job in it at all.
+    pub fn parse(body: &[u8]) -> Result<JobObservation, ParseError> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+        Self::from_value(&value)
+    }
+
+    /// Parses an already decoded response.
+    pub fn from_value(value: &Value) -> Result<JobObservation, ParseError> {
+        let obj = value.as_object().ok_or(ParseError::NotAnObject)?;
+        let Some(raw_status) = text(value.get("status")) else {
+            return Err(match error_summary(value) {
+                Some(summary) => ParseError::ErrorBody(summary),
+                None => ParseError::MissingStatus,
+            });
+        };
+        let empty = Value::Object(Default::default());
+        let entities = obj
+            .get("entities")
+            .filter(|e| e.is_object())
+            .unwrap_or(&empty);
+
+        let sub_job_values = sub_job_values(entities);
+        let sub_jobs = summarize_sub_jobs(entities, &sub_job_values);
+
+        let mut observation = JobObservation {
+            state: JobState::parse(&raw_status),
+            raw_status,
+            job_id: text(value.get("job_id")),
+            job_type: text(value.get("job_type")),
+            begin_time: value.get("begin_time").and_then(parse_time),
+            end_time: value.get("end_time").and_then(parse_time),
+            error_code: first_text(&[
+                value.get("error_code"),
+                entities.get("error_code"),
+                entities.get("addition_error_code"),
+            ]),
+            fail_reason: first_text(&[
+                value.get("fail_reason"),
+                entities.get("error"),
+                entities.get("addition_error_msg"),
+            ]),
+            progress: entities.get("process_percent").and_then(percent),
+            current_task: text(entities.get("current_task")),
+            image_id: text(entities.get("image_id")),
+            image_name: text(entities.get("image_name")).or_else(|| text(entities.get("name"))),
+            volume_id: text(entities.get("volume_id")),
+            server_id: text(entities.get("server_id")),
+            resources: Vec::new(),
+            sub_jobs: None,
+        };
+        if entities.get("image_id").is_none() && entities.get("volume_id").is_some() {
+            // EVS names its disk `name`, IMS its image `image_name`: keep image_name for images only.
+            observation.image_name = None;
+        }
+
+        observation.resources = produced_resources(entities, &sub_job_values);
+        if observation.image_id.is_none() {
+            // Member jobs (imsAddImageMembersJob, ...) report the image only in `results`.
+            observation.image_id = observation
+                .resources
+                .iter()
+                .find(|r| r.kind == "image")
+                .map(|r| r.id.clone());
+        }
+        if observation.volume_id.is_none() {
+            observation.volume_id = observation
+                .resources
+                .iter()
+                .find(|r| r.kind == "volume")
+                .map(|r| r.id.clone());
+        }
+        if observation.server_id.is_none() {
+            observation.server_id = observation
+                .resources
+                .iter()
+                .find(|r| r.kind == "server")
+                .map(|r| r.id.clone());
+        }
+
+        if let Some(summary) = &sub_jobs {
+            if observation.progress.is_none() && summary.total > 0 {
+                let done = summary.succeeded + summary.failed;
+                observation.progress = Some(((done as i64 * 100) / summary.total as i64) as i32);
+            }
+            // A job that failed because of a sub-job often carries no reason of its own.
+            if observation.error_code.is_none() && observation.fail_reason.is_none() {
+                if let Some(failed) = summary
+                    .items
+                    .iter()
+                    .find(|s| s.status.as_deref() == Some("FAIL"))
+                {
+                    observation.error_code = failed.error_code.clone();
+                    observation.fail_reason = failed.fail_reason.clone();
+                }
+            }
+        }
+        if matches!(observation.state, JobState::Success) {
+            observation.progress = Some(100);
+        }
+        observation.sub_jobs = sub_jobs;
+        Ok(observation)
+    }
+
+    /// The id shown in the printer column: the job's own image, volume or server.
+    pub fn primary_id(&self) -> Option<&str> {
+        self.image_id
+            .as_deref()
+            .or(self.volume_id.as_deref())
+            .or(self.server_id.as_deref())
+            .or_else(|| self.resources.first().map(|r| r.id.as_str()))
+    }
+}
+
+/// A short `code: message` of any of the documented error bodies, if `value` is one.
+pub fn error_summary(value: &Value) -> Option<String> {
+    // {"error": {"message": "...", "code": "IMG.0024"}} (IMS, EVS, ECS)
+    if let Some(error) = value.get("error").filter(|e| e.is_object()) {
+        let code = text(error.get("code"));
+        let message = text(error.get("message"));
+        if code.is_some() || message.is_some() {
+            return Some(join_code_message(code, message));
+        }
+    }
+    // {"error_msg": "...", "error_code": "APIGW.0301", "request_id": "..."} (API gateway)
+    let code = text(value.get("error_code"));
+    let message = text(value.get("error_msg")).or_else(|| text(value.get("message")));
+    if message.is_some() {
+        return Some(join_code_message(code, message));
+    }
+    // {"code": "...", "message": "..."} (some services)
+    let code = text(value.get("code"));
+    if code.is_some() {
+        return Some(join_code_message(code, text(value.get("message"))));
+    }
+    None
+}
+
+/// The error code alone, from either documented error body.
+pub fn error_code(value: &Value) -> Option<String> {
+    value
+        .get("error")
+        .and_then(|e| text(e.get("code")))
+        .or_else(|| text(value.get("error_code")))
+        .or_else(|| text(value.get("code")))
+}
+
+fn join_code_message(code: Option<String>, message: Option<String>) -> String {
+    match (code, message) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c,
+        (None, Some(m)) => m,
+        (None, None) => String::new(),
+    }
+}
+
+/// A non-empty string, also from numbers (some gateways send numeric codes).
+fn text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn first_text(values: &[Option<&Value>]) -> Option<String> {
+    values.iter().find_map(|v| text(*v))
+}
+
+/// `process_percent` as 0-100: the documented examples use a fraction (`0.20`), some services 0-100.
+fn percent(value: &Value) -> Option<i32> {
+    let number = match value {
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => s.trim().trim_end_matches('%').parse::<f64>().ok()?,
+        _ => return None,
+    };
+    if !number.is_finite() || number < 0.0 {
+        return None;
+    }
+    let pct = if number <= 1.0 {
+        number * 100.0
+    } else {
+        number
+    };
+    Some(pct.round().clamp(0.0, 100.0) as i32)
+}
+
+/// Times as the cloud sends them: RFC 3339 (`2024-11-06T06:19:43.195Z`), the old IMS form
+/// (`04-Jun-2015 18:11:06:586`), or empty. Anything else is treated as absent, never as an error.
+pub fn parse_time(value: &Value) -> Option<Timestamp> {
+    let raw = value.as_str()?.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    if let Ok(ts) = raw.parse::<Timestamp>() {
+        return Some(ts);
+    }
+    // The old IMS form has milliseconds after a colon; jiff's strptime wants them after a dot.
+    let normalized = match raw.rsplit_once(':') {
+        Some((head, millis)) if millis.len() == 3 && head.len() == 20 => format!("{head}.{millis}"),
+        _ => raw.to_string(),
+    };
+    for format in [
+        "%d-%b-%Y %H:%M:%S%.f",
+        "%d-%b-%Y %H:%M:%S",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+    ] {
+        if let Ok(dt) = jiff::civil::DateTime::strptime(format, &normalized) {
+            if let Ok(zoned) = dt.to_zoned(jiff::tz::TimeZone::UTC) {
+                return Some(zoned.timestamp());
+            }
+        }
+    }
+    None
+}
+
+/// Full sub-job objects: EVS/ECS `sub_jobs`, IMS `sub_jobs_result`.
+fn sub_job_values(entities: &Value) -> Vec<&Value> {
+    ["sub_jobs", "sub_jobs_result"]
+        .iter()
+        .filter_map(|key| entities.get(*key).and_then(Value::as_array))
+        .flatten()
+        .filter(|v| v.is_object())
+        .collect()
+}
+
+fn summarize_sub_jobs(entities: &Value, values: &[&Value]) -> Option<SubJobs> {
+    let listed_ids = entities
+        .get("sub_jobs_list")
+        .and_then(Value::as_array)
+        .map(Vec::len)
+        .unwrap_or(0);
+    let declared_total = entities
+        .get("sub_jobs_total")
+        .and_then(|v| {
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
+        .unwrap_or(0);
+    let total = (values.len() as i64)
+        .max(listed_ids as i64)
+        .max(declared_total);
+    if total == 0 {
+        return None;
+    }
+    let items: Vec<SubJobStatus> = values.iter().map(|v| sub_job_status(v)).collect();
+    let count = |status: &str| {
+        items
+            .iter()
+            .filter(|s| s.status.as_deref() == Some(status))
+            .count() as i32
+    };
+    Some(SubJobs {
+        total: i32::try_from(total).unwrap_or(i32::MAX),
+        succeeded: count("SUCCESS"),
+        failed: count("FAIL"),
+        items: items
+            .into_iter()
+            .take(crate::crd::MAX_LISTED_SUB_JOBS)
+            .collect(),
+    })
+}
+
+fn sub_job_status(value: &Value) -> SubJobStatus {
+    let entities = value.get("entities");
+    let resource_id = entities
+        .and_then(|e| first_text(&[e.get("image_id"), e.get("volume_id"), e.get("server_id")]));
+    SubJobStatus {
+        job_id: text(value.get("job_id")),
+        job_type: text(value.get("job_type")),
+        status: text(value.get("status")).map(|s| s.to_ascii_uppercase()),
+        resource_id,
+        error_code: first_text(&[
+            value.get("error_code"),
+            entities.and_then(|e| e.get("error_code")),
+        ]),
+        fail_reason: first_text(&[
+            value.get("fail_reason"),
+            entities.and_then(|e| e.get("errorcode_message")),
+            entities.and_then(|e| e.get("error")),
+        ]),
+    }
+}
+
+/// Every id the job and its sub-jobs report, in document order, each once.
+fn produced_resources(entities: &Value, sub_jobs: &[&Value]) -> Vec<ProducedResource> {
+    let mut out: Vec<ProducedResource> = Vec::new();
+    let mut push =
+        |kind: &str, id: Option<String>, name: Option<String>, sub_job_id: Option<String>| {
+            if let Some(id) = id {
+                if !out.iter().any(|r| r.id == id && r.kind == kind) {
+                    out.push(ProducedResource {
+                        kind: kind.to_string(),
+                        id,
+                        name,
+                        sub_job_id,
+                    });
+                }
+            }
+        };
+    let own_ids =
+        |e: &Value,
+         sub_job_id: Option<String>,
+         push: &mut dyn FnMut(&str, Option<String>, Option<String>, Option<String>)| {
+            push(
+                "image",
+                text(e.get("image_id")),
+                text(e.get("image_name")),
+                sub_job_id.clone(),
+            );
+            push(
+                "volume",
+                text(e.get("volume_id")),
+                text(e.get("name")),
+                sub_job_id.clone(),
+            );
+            push("server", text(e.get("server_id")), None, sub_job_id.clone());
+            push("nic", text(e.get("nic_id")), None, sub_job_id);
+        };
+    own_ids(entities, None, &mut push);
+    for result in entities
+        .get("results")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        push("image", text(result.get("image_id")), None, None);
+    }
+    for data_image in entities
+        .get("__data_images")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        push(
+            "image",
+            text(data_image.get("image_id")),
+            text(data_image.get("image_name")),
+            None,
+        );
+    }
+    for sub_job in sub_jobs {
+        if let Some(e) = sub_job.get("entities") {
+            own_ids(e, text(sub_job.get("job_id")), &mut push);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fixture(name: &str) -> JobObservation {
+        let path = format!(
+            "{}/tests/fixtures/seeds/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let body = std::fs::read(&path).expect("fixture exists");
+        JobObservation::parse(&body).expect("fixture parses")
+    }
+
+    #[test]
+    fn every_seed_example_parses_as_a_finished_job() {
+        let dir = format!("{}/tests/fixtures/seeds", env!("CARGO_MANIFEST_DIR"));
+        let mut parsed = 0;
+        for entry in std::fs::read_dir(dir).expect("fixtures dir") {
+            let path = entry.expect("entry").path();
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
+            if path.extension().and_then(|e| e.to_str()) != Some("json")
+                || name.contains("error-body")
+            {
+                continue;
+            }
+            let job = JobObservation::parse(&std::fs::read(&path).expect("read")).expect(&name);
+            assert!(job.job_id.is_some() && job.job_type.is_some(), "{name}");
+            parsed += 1;
+        }
+        assert!(parsed >= 19, "only {parsed} fixtures parsed");
+    }
+
+    #[test]
+    fn ims_create_image_reports_image_and_times() {
+        let job = fixture("huawei-ims-imsCreateImageByInstance");
+        assert_eq!(job.state, JobState::Success);
+        assert_eq!(
+            job.image_id.as_deref(),
+            Some("3f7185de-b59a-4bb8-aa1d-7a513528b0e9")
+        );
+        assert_eq!(job.image_name.as_deref(), Some("test"));
+        assert_eq!(
+            job.begin_time,
+            Some("2024-11-06T06:19:43.195Z".parse().expect("ts"))
+        );
+        assert_eq!(
+            job.end_time,
+            Some("2024-11-06T06:23:25.158Z".parse().expect("ts"))
+        );
+        assert_eq!(job.progress, Some(100));
+        assert_eq!(job.error_code, None);
+    }
+
+    #[test]
+    fn legacy_otc_shape_parses_old_time_format_and_fraction_progress() {
+        let job = fixture("otc-ims-legacy-createImageByInstance");
+        assert_eq!(
+            job.begin_time,
+            Some("2015-06-04T18:11:06.586Z".parse().expect("ts"))
+        );
+        assert_eq!(job.end_time, None, "empty end_time is absent");
+        assert_eq!(
+            job.current_task.as_deref(),
+            Some("CreateImageByInstanceTask")
+        );
+        assert_eq!(
+            job.image_id.as_deref(),
+            Some("e9e91bff-14b6-4a0b-8377-4ed0813e3360")
+        );
+        let ids: Vec<_> = job.resources.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "e9e91bff-14b6-4a0b-8377-4ed0813e3360",
+                "49e9447f-7dff-41e0-8036-f66fe5488c8b"
+            ]
+        );
+    }
+
+    #[test]
+    fn running_job_keeps_fractional_progress() {
+        let job = JobObservation::from_value(&json!({
+            "status": "RUNNING", "job_id": "j", "job_type": "t",
+            "entities": {"process_percent": 0.2, "current_task": "Copy"}
+        }))
+        .expect("parses");
+        assert_eq!(job.progress, Some(20));
+        assert_eq!(job.state, JobState::Running);
+    }
+
+    #[test]
+    fn ims_ova_sub_jobs_results_list_the_image() {
+        let job = fixture("huawei-ims-imsImportOvaImageJob");
+        assert_eq!(
+            job.image_id.as_deref(),
+            Some("fc496c19-40c2-4220-8b1a-eba9d53fca7b")
+        );
+        let sub = job.sub_jobs.expect("sub-jobs");
+        assert_eq!((sub.total, sub.succeeded, sub.failed), (1, 1, 0));
+        assert_eq!(
+            job.resources[0].sub_job_id.as_deref(),
+            Some("9a175ac892fa13420193006c29e133f0")
+        );
+    }
+
+    #[test]
+    fn evs_batch_lists_every_volume() {
+        let job = fixture("huawei-evs-batchCreateVolume");
+        let ids: Vec<_> = job
+            .resources
+            .iter()
+            .filter(|r| r.kind == "volume")
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "0b549095-4937-4849-8e4c-52aa027d64f7",
+                "e7bca1a2-d3ed-434f-86f4-a1f11aa80072"
+            ]
+        );
+        assert_eq!(
+            job.volume_id.as_deref(),
+            Some("0b549095-4937-4849-8e4c-52aa027d64f7")
+        );
+        assert_eq!(job.sub_jobs.expect("sub-jobs").total, 2);
+    }
+
+    #[test]
+    fn ecs_create_server_reports_server_from_sub_job() {
+        let job = fixture("huawei-ecs-createServer");
+        assert_eq!(
+            job.server_id.as_deref(),
+            Some("bae51750-0089-41a1-9b18-5c777978ec2d")
+        );
+        assert_eq!(job.sub_jobs.expect("sub-jobs").total, 1);
+    }
+
+    #[test]
+    fn member_jobs_report_image_from_results() {
+        let job = fixture("huawei-ims-imsAddImageMembersJob");
+        assert_eq!(
+            job.image_id.as_deref(),
+            Some("30e55148-deb9-4923-adb9-91618de16ba0")
+        );
+        let deleted = fixture("huawei-ims-imsDelImageMembersJob");
+        assert_eq!(deleted.image_id, None);
+        assert!(deleted.resources.is_empty());
+    }
+
+    #[test]
+    fn failed_batch_takes_reason_from_failed_sub_job() {
+        let job = JobObservation::from_value(&json!({
+            "status": "FAIL", "job_id": "j", "job_type": "batchCreateVolume", "error_code": null, "fail_reason": null,
+            "entities": {"sub_jobs": [
+                {"status": "SUCCESS", "job_id": "a", "entities": {"volume_id": "v1"}},
+                {"status": "FAIL", "job_id": "b", "entities": {}, "error_code": "EVS.2024", "fail_reason": "quota exceeded"}
+            ]}
+        }))
+        .expect("parses");
+        assert_eq!(job.error_code.as_deref(), Some("EVS.2024"));
+        assert_eq!(job.fail_reason.as_deref(), Some("quota exceeded"));
+        let sub = job.sub_jobs.expect("sub-jobs");
+        assert_eq!((sub.total, sub.succeeded, sub.failed), (2, 1, 1));
+        assert_eq!(job.progress, Some(100));
+    }
+
+    #[test]
+    fn error_bodies_and_garbage_are_errors_not_panics() {
+        assert!(matches!(
+            JobObservation::parse(br#"{"error": {"message": "XXXX", "code": "XXX"}}"#),
+            Err(ParseError::ErrorBody(m)) if m == "XXX: XXXX"
+        ));
+        assert!(matches!(
+            JobObservation::parse(
+                br#"{"error_msg": "throttled", "error_code": "APIGW.0308", "request_id": "r"}"#
+            ),
+            Err(ParseError::ErrorBody(_))
+        ));
+        assert!(matches!(
+            JobObservation::parse(b"{\"status\": \"RUNN"),
+            Err(ParseError::NotJson(_))
+        ));
+        assert!(matches!(
+            JobObservation::parse(b"[1,2]"),
+            Err(ParseError::NotAnObject)
+        ));
+        assert!(matches!(
+            JobObservation::parse(b"{}"),
+            Err(ParseError::MissingStatus)
+        ));
+    }
+
+    #[test]
+    fn odd_values_are_tolerated() {
+        let job = JobObservation::from_value(&json!({
+            "status": "QUEUED", "entities": null, "begin_time": "not a time", "end_time": 17,
+            "error_code": 42
+        }))
+        .expect("parses");
+        assert_eq!(job.state, JobState::Other("QUEUED".into()));
+        assert_eq!(job.begin_time, None);
+        assert_eq!(job.error_code.as_deref(), Some("42"));
+        assert_eq!(percent(&json!("45%")), Some(45));
+        assert_eq!(percent(&json!(f64::MAX)), Some(100));
+        assert_eq!(percent(&json!(-1)), None);
+    }
+}

@@ -1,0 +1,398 @@
+//! The `CloudJob` custom resource: spec, status and the CRD generated from them.
+//!
+//! Validation lives in the schema (types, enums, lengths) and in CEL rules, so that `kubectl apply` of a bad
+//! CloudJob fails at admission with a message naming the field, instead of reaching the controller.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// API group of every resource and annotation this operator owns.
+pub const GROUP: &str = "cloudjob.io";
+
+/// Annotation: `"true"` stops polling until it is removed or set to anything else.
+pub const PAUSED_ANNOTATION: &str = "cloudjob.io/paused";
+/// Annotation: any new value triggers one immediate poll; echoed as `status.lastHandledReconcileAt`.
+pub const RECONCILE_REQUESTED_ANNOTATION: &str = "cloudjob.io/reconcile-requested-at";
+/// Annotation: a fixed poll interval for this object (`30s`, `2m`, or plain seconds), overriding the adaptive one.
+pub const POLL_INTERVAL_ANNOTATION: &str = "cloudjob.io/poll-interval";
+
+/// Most sub-jobs listed one by one in `status.subJobs.items`; `status.subJobs.total` always counts all.
+pub const MAX_LISTED_SUB_JOBS: usize = 50;
+
+/// A cloud asynchronous job (IMS, EVS, ECS) mirrored into Kubernetes.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "cloudjob.io",
+    version = "v1alpha1",
+    kind = "CloudJob",
+    plural = "cloudjobs",
+    shortname = "cj",
+    category = "cloud",
+    namespaced,
+    status = "CloudJobStatus",
+    derive = "PartialEq",
+    doc = "CloudJob mirrors an asynchronous job of the Huawei Cloud or Open Telekom Cloud jobs API (GET /v1/{project_id}/jobs/{job_id}) into Kubernetes.",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(
+        name = "Progress",
+        type_ = "integer",
+        json_path = ".status.progress",
+        description = "percent done"
+    ),
+    printcolumn(
+        name = "Resource",
+        type_ = "string",
+        json_path = ".status.outputs.primaryId",
+        description = "id of the produced image, volume or server"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Service",
+        type_ = "string",
+        json_path = ".spec.service",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Job",
+        type_ = "string",
+        json_path = ".spec.jobId",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message",
+        priority = 1
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudJobSpec {
+    /// Cloud service that owns the job; picks the endpoint host and the error conventions.
+    pub service: Service,
+
+    /// Region of the service endpoint, e.g. `cn-north-4`, `eu-de`, `eu-nl`.
+    #[x_kube(validation = Rule::new("self.matches('^[a-z]{2}(-[a-z0-9]+)+$')").message("spec.region must be a region name such as eu-de or cn-north-4"))]
+    #[schemars(length(min = 1, max = 63))]
+    pub region: String,
+
+    /// Project (tenant) id that owns the job: the `{project_id}` of the jobs API path.
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9_-]+$')").message("spec.projectId must be the project id (letters, digits, '-' or '_')"))]
+    #[schemars(length(min = 1, max = 64))]
+    pub project_id: String,
+
+    /// Job id returned by the cloud API for the asynchronous operation. Immutable.
+    #[x_kube(
+        validation = Rule::new("self.matches('^[A-Za-z0-9_-]+$')").message("spec.jobId must be the job id returned by the cloud API (letters, digits, '-' or '_')"),
+        validation = Rule::new("self == oldSelf").message("spec.jobId is immutable: create a new CloudJob for another job")
+    )]
+    #[schemars(length(min = 1, max = 128))]
+    pub job_id: String,
+
+    /// Which cloud's endpoint templates to use when `endpoint` is not set.
+    #[serde(default)]
+    pub cloud: Cloud,
+
+    /// Base URL of the service endpoint, overriding the template (private clouds, proxies, tests).
+    /// The jobs API path `/v1/{projectId}/jobs/{jobId}` is appended to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''").message("spec.endpoint must be an absolute http or https URL, e.g. https://ims.eu-de.otc.t-systems.com"))]
+    #[schemars(length(max = 2048))]
+    pub endpoint: Option<String>,
+
+    /// Secret in the CloudJob's own namespace holding the AK/SK credentials.
+    pub credentials_secret_ref: SecretReference,
+
+    /// Bounds for the adaptive poll interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polling: Option<PollingSpec>,
+
+    /// Seconds the operator waits for the job, counted from the CloudJob's creation. When exceeded the
+    /// CloudJob becomes Failed with reason DeadlineExceeded and is no longer polled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub active_deadline_seconds: Option<i64>,
+}
+
+/// The cloud service whose jobs API is polled.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    /// Image Management Service.
+    Ims,
+    /// Elastic Volume Service.
+    Evs,
+    /// Elastic Cloud Server.
+    Ecs,
+}
+
+impl Service {
+    /// The lower-case name used in host names and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::Ims => "ims",
+            Service::Evs => "evs",
+            Service::Ecs => "ecs",
+        }
+    }
+}
+
+/// The public cloud whose endpoint naming applies.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Cloud {
+    /// Huawei Cloud: `https://{service}.{region}.myhuaweicloud.com`.
+    #[default]
+    Huaweicloud,
+    /// Open Telekom Cloud: `https://{service}.{region}.otc.t-systems.com`.
+    Opentelekomcloud,
+}
+
+/// A Secret in the CloudJob's namespace and the keys to read from it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretReference {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Not supported: the operator only reads Secrets from the CloudJob's own namespace, so that a CloudJob
+    /// can never make it read another namespace's credentials. Present only to reject such requests clearly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("false").message("spec.credentialsSecretRef.namespace is not allowed: the Secret must be in the CloudJob's own namespace"))]
+    #[schemars(length(max = 63))]
+    pub namespace: Option<String>,
+    /// Key holding the access key id (default `accessKey`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub access_key_key: Option<String>,
+    /// Key holding the secret access key (default `secretKey`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_key_key: Option<String>,
+    /// Key holding the optional security token of temporary credentials (default `securityToken`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub security_token_key: Option<String>,
+}
+
+/// Bounds for the adaptive poll interval, in seconds.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.minIntervalSeconds) || !has(self.maxIntervalSeconds) || self.minIntervalSeconds <= self.maxIntervalSeconds").message("spec.polling.minIntervalSeconds must not exceed spec.polling.maxIntervalSeconds"))]
+pub struct PollingSpec {
+    /// Shortest time between two polls (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub min_interval_seconds: Option<i64>,
+    /// Longest time between two polls (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub max_interval_seconds: Option<i64>,
+}
+
+/// What the operator last saw of the job.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudJobStatus {
+    /// The `metadata.generation` this status was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Pending, Running, Succeeded, Failed or Paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// The job's status exactly as the cloud reported it (INIT, RUNNING, SUCCESS, FAIL, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_status: Option<String>,
+    /// The job's type as the cloud reported it, e.g. `imsCreateImageByInstance`, `batchCreateVolume`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_type: Option<String>,
+    /// Percent done, 0-100: from `process_percent`, or from finished sub-jobs out of all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<i32>,
+    /// The step the job is executing now (`entities.current_task`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_task: Option<String>,
+    /// When the job started: the cloud's `begin_time` where it parses, else when the operator first saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When the job finished, either way: the cloud's `end_time` where it parses, else when it was seen finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_time: Option<Time>,
+    /// When the job succeeded (absent on failure), as batch/v1 Job has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+    /// Ids of what the job produced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Outputs>,
+    /// Sub-jobs of batch jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_jobs: Option<SubJobs>,
+    /// Error code of the failed job, or of its first failed sub-job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// Failure reason of the failed job, or of its first failed sub-job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_reason: Option<String>,
+    /// The last `cloudjob.io/reconcile-requested-at` annotation value acted upon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+    /// Ready, Reconciling, Stalled, Complete and Failed, as kstatus, Flux, Argo CD and batch/v1 Job read them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// The lifecycle phase shown in `kubectl get cloudjobs`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
+pub enum Phase {
+    /// Not started yet (INIT, PENDING_PAYMENT, or not observed yet).
+    Pending,
+    /// In progress.
+    Running,
+    /// Finished successfully. Terminal.
+    Succeeded,
+    /// Finished unsuccessfully, partly failed, or past its deadline. Terminal.
+    Failed,
+    /// Polling paused by the `cloudjob.io/paused` annotation.
+    Paused,
+}
+
+impl Phase {
+    /// Whether the job can no longer change: such a CloudJob is never polled again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Phase::Succeeded | Phase::Failed)
+    }
+
+    /// The name as it appears in status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Running => "Running",
+            Phase::Succeeded => "Succeeded",
+            Phase::Failed => "Failed",
+            Phase::Paused => "Paused",
+        }
+    }
+}
+
+/// Ids of the resources a job produced.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Outputs {
+    /// The main produced id (image, volume or server), for the printer column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_id: Option<String>,
+    /// The produced image (IMS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    /// The produced image's name (IMS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_name: Option<String>,
+    /// The produced volume (EVS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_id: Option<String>,
+    /// The produced server (ECS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<String>,
+    /// Every produced resource, sub-jobs' included, in the order the cloud listed them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ProducedResource>,
+}
+
+/// One resource produced by the job or one of its sub-jobs.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProducedResource {
+    /// image, volume, server or nic.
+    pub kind: String,
+    /// The resource id.
+    pub id: String,
+    /// The resource name, where the cloud reports one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The sub-job that produced it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_job_id: Option<String>,
+}
+
+/// Counts of a batch job's sub-jobs and a capped list of them.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubJobs {
+    /// All sub-jobs (`sub_jobs_total` where the cloud reports it).
+    pub total: i32,
+    /// Sub-jobs in SUCCESS.
+    pub succeeded: i32,
+    /// Sub-jobs in FAIL.
+    pub failed: i32,
+    /// The first sub-jobs, at most 50.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<SubJobStatus>,
+}
+
+/// One sub-job as the cloud reported it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubJobStatus {
+    /// Sub-job id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// Sub-job type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_type: Option<String>,
+    /// Raw status: INIT, RUNNING, SUCCESS, FAIL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Id of what this sub-job produced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+    /// Error code when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// Failure reason when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_reason: Option<String>,
+}
+
+/// The CRD as YAML, exactly as committed under `crds/` and the chart.
+pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
+    serde_yaml::to_string(&CloudJob::crd())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed CRD must be what the Rust types generate; regenerate with
+    /// `cargo run -- crd > crds/cloudjobs.cloudjob.io.yaml` and copy it into the chart.
+    #[test]
+    fn committed_crd_matches_the_rust_types() {
+        let generated = crd_yaml().expect("CRD serializes");
+        let committed = include_str!("../crds/cloudjobs.cloudjob.io.yaml");
+        assert!(
+            generated == committed,
+            "crds/cloudjobs.cloudjob.io.yaml is stale: run `cargo run -- crd > crds/cloudjobs.cloudjob.io.yaml` \
+             and copy it to charts/cloudjob-operator/crds/"
+        );
+    }
+
+    #[test]
+    fn crd_has_status_subresource_short_name_and_cel_rules() {
+        let json = serde_json::to_string(&CloudJob::crd()).expect("CRD serializes");
+        assert!(json.contains("\"shortNames\":[\"cj\"]"));
+        assert!(json.contains("\"status\":{}"));
+        assert!(json.contains("self == oldSelf"));
+        assert!(json.contains("x-kubernetes-validations"));
+    }
+}

@@ -1,0 +1,235 @@
+//! AK/SK credentials from the Secret a CloudJob names, cached by the Secret's resourceVersion.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use k8s_openapi::api::core::v1::Secret;
+
+use crate::crd::SecretReference;
+
+pub const DEFAULT_ACCESS_KEY_KEY: &str = "accessKey";
+pub const DEFAULT_SECRET_KEY_KEY: &str = "secretKey";
+pub const DEFAULT_SECURITY_TOKEN_KEY: &str = "securityToken";
+
+/// Why a Secret does not yield credentials. Never carries a value from the Secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("key {key:?} is missing from Secret {secret:?}")]
+    MissingKey { secret: String, key: String },
+    #[error("key {key:?} of Secret {secret:?} is empty or not UTF-8 text")]
+    Unusable { secret: String, key: String },
+}
+
+/// Reads the credentials out of `secret` as `reference` describes. Surrounding whitespace (a trailing
+/// newline from `echo` is the usual one) is removed, since it can never be part of a key.
+pub fn from_secret(
+    secret: &Secret,
+    reference: &SecretReference,
+) -> Result<aksk::Credentials, CredentialsError> {
+    let name = reference.name.clone();
+    let read = |key: &str, required: bool| -> Result<Option<String>, CredentialsError> {
+        let bytes = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .map(|b| b.0.clone())
+            .or_else(|| {
+                secret
+                    .string_data
+                    .as_ref()
+                    .and_then(|d| d.get(key))
+                    .map(|s| s.clone().into_bytes())
+            });
+        match bytes {
+            None if required => Err(CredentialsError::MissingKey {
+                secret: name.clone(),
+                key: key.into(),
+            }),
+            None => Ok(None),
+            Some(b) => match String::from_utf8(b).map(|s| s.trim().to_string()) {
+                Ok(s) if !s.is_empty() => Ok(Some(s)),
+                _ if !required => Ok(None),
+                _ => Err(CredentialsError::Unusable {
+                    secret: name.clone(),
+                    key: key.into(),
+                }),
+            },
+        }
+    };
+    let access_key = read(
+        reference
+            .access_key_key
+            .as_deref()
+            .unwrap_or(DEFAULT_ACCESS_KEY_KEY),
+        true,
+    )?;
+    let secret_key = read(
+        reference
+            .secret_key_key
+            .as_deref()
+            .unwrap_or(DEFAULT_SECRET_KEY_KEY),
+        true,
+    )?;
+    let security_token = read(
+        reference
+            .security_token_key
+            .as_deref()
+            .unwrap_or(DEFAULT_SECURITY_TOKEN_KEY),
+        false,
+    )?;
+    Ok(aksk::Credentials {
+        access_key: access_key.unwrap_or_default(),
+        secret_key: secret_key.unwrap_or_default(),
+        security_token,
+    })
+}
+
+/// Parsed credentials by (namespace, Secret name), valid while the Secret's resourceVersion is unchanged,
+/// so that a poll does not cost an API server read of the Secret.
+#[derive(Clone, Default)]
+pub struct CredentialCache {
+    entries: Arc<Mutex<HashMap<(String, String), CachedCredentials>>>,
+}
+
+#[derive(Clone)]
+struct CachedCredentials {
+    resource_version: String,
+    reference: SecretReference,
+    credentials: aksk::Credentials,
+}
+
+impl CredentialCache {
+    /// Cached credentials for the Secret at this resourceVersion, read with the same keys.
+    pub fn get(
+        &self,
+        namespace: &str,
+        reference: &SecretReference,
+        resource_version: &str,
+    ) -> Option<aksk::Credentials> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(&(namespace.to_string(), reference.name.clone()))
+            .filter(|c| c.resource_version == resource_version && &c.reference == reference)
+            .map(|c| c.credentials.clone())
+    }
+
+    pub fn insert(
+        &self,
+        namespace: &str,
+        reference: &SecretReference,
+        resource_version: String,
+        credentials: aksk::Credentials,
+    ) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.insert(
+                (namespace.to_string(), reference.name.clone()),
+                CachedCredentials {
+                    resource_version,
+                    reference: reference.clone(),
+                    credentials,
+                },
+            );
+        }
+    }
+
+    /// Forgets a Secret (deleted, or no longer readable).
+    pub fn remove(&self, namespace: &str, name: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(&(namespace.to_string(), name.to_string()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+
+    fn secret(pairs: &[(&str, &[u8])]) -> Secret {
+        Secret {
+            data: Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.to_vec())))
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    fn reference() -> SecretReference {
+        SecretReference {
+            name: "creds".into(),
+            namespace: None,
+            access_key_key: None,
+            secret_key_key: None,
+            security_token_key: None,
+        }
+    }
+
+    #[test]
+    fn reads_default_keys_and_trims_newlines() {
+        let c = from_secret(
+            &secret(&[("accessKey", b"AK\n"), ("secretKey", b" SK ")]),
+            &reference(),
+        )
+        .expect("creds");
+        assert_eq!(
+            (
+                c.access_key.as_str(),
+                c.secret_key.as_str(),
+                c.security_token
+            ),
+            ("AK", "SK", None)
+        );
+    }
+
+    #[test]
+    fn custom_keys_and_token() {
+        let mut r = reference();
+        r.access_key_key = Some("ak".into());
+        r.secret_key_key = Some("sk".into());
+        let c = from_secret(
+            &secret(&[("ak", b"A"), ("sk", b"S"), ("securityToken", b"T")]),
+            &r,
+        )
+        .expect("creds");
+        assert_eq!(c.security_token.as_deref(), Some("T"));
+    }
+
+    #[test]
+    fn missing_or_empty_keys_are_named_without_values() {
+        let err = from_secret(&secret(&[("accessKey", b"AK")]), &reference()).unwrap_err();
+        assert_eq!(
+            err,
+            CredentialsError::MissingKey {
+                secret: "creds".into(),
+                key: "secretKey".into()
+            }
+        );
+        let err = from_secret(
+            &secret(&[("accessKey", b"AK"), ("secretKey", b"\xff\xfe")]),
+            &reference(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, CredentialsError::Unusable { .. }));
+        assert!(!err.to_string().contains("AK"));
+    }
+
+    #[test]
+    fn cache_is_keyed_by_resource_version() {
+        let cache = CredentialCache::default();
+        let creds = aksk::Credentials {
+            access_key: "A".into(),
+            secret_key: "S".into(),
+            security_token: None,
+        };
+        cache.insert("ns", &reference(), "1".into(), creds.clone());
+        assert_eq!(cache.get("ns", &reference(), "1"), Some(creds));
+        assert_eq!(cache.get("ns", &reference(), "2"), None);
+        cache.remove("ns", "creds");
+        assert_eq!(cache.get("ns", &reference(), "1"), None);
+    }
+}

@@ -1,0 +1,32 @@
+//! Errors of a reconcile that could not finish its work against the Kubernetes API.
+//!
+//! Problems with the cloud or the user's input are not errors here: they become conditions and events
+//! (see `status::Outcome::Problem`). These are the operator's own failures, retried by the error policy.
+
+/// A reconcile failure, retried with back-off.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the CloudJob has no namespace")]
+    MissingNamespace,
+    #[error("cannot read the credentials Secret: {0}")]
+    SecretRead(#[source] kube::Error),
+    #[error("cannot write the CloudJob status: {0}")]
+    StatusPatch(#[source] kube::Error),
+    #[error("the Kubernetes API did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("cannot encode the status patch: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+impl Error {
+    /// A bounded label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::MissingNamespace => "missing_namespace",
+            Error::SecretRead(_) => "secret_read",
+            Error::StatusPatch(_) => "status_patch",
+            Error::Timeout(_) => "timeout",
+            Error::Encode(_) => "encode",
+        }
+    }
+}

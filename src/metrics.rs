@@ -1,0 +1,235 @@
+//! Prometheus metrics, every label from a bounded set (never object names or error text).
+
+use std::time::Duration;
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+
+use crate::crd::Phase;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    error: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CloudRequestLabels {
+    service: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    r#type: &'static str,
+    reason: String,
+}
+
+/// All metrics of the process.
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ResultLabels, Counter>,
+    reconcile_errors: Family<ErrorLabels, Counter>,
+    reconcile_duration: Histogram,
+    cloud_requests: Family<CloudRequestLabels, Counter>,
+    status_patches: Counter,
+    events: Family<EventLabels, Counter>,
+    jobs: Family<PhaseLabels, Gauge>,
+    poll_interval: Histogram,
+    leader: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("cloudjob");
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles by result (success, error)",
+            reconciles.clone(),
+        );
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed, by error category",
+            reconcile_errors.clone(),
+        );
+        let reconcile_duration = Histogram::new(exponential_buckets(0.005, 2.0, 12));
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time a reconcile took, cloud request included",
+            reconcile_duration.clone(),
+        );
+        let cloud_requests = Family::<CloudRequestLabels, Counter>::default();
+        registry.register(
+            "cloud_requests",
+            "Jobs API requests by service and outcome (success, throttled, unauthorized, forbidden, not_found, rejected, server_error, transport_error, invalid_response, config_error)",
+            cloud_requests.clone(),
+        );
+        let status_patches = Counter::default();
+        registry.register(
+            "status_patches",
+            "CloudJob status writes",
+            status_patches.clone(),
+        );
+        let events = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "events",
+            "Kubernetes Events published, by type and reason",
+            events.clone(),
+        );
+        let jobs = Family::<PhaseLabels, Gauge>::default();
+        registry.register("jobs", "CloudJobs watched, by phase", jobs.clone());
+        let poll_interval = Histogram::new(exponential_buckets(1.0, 2.0, 11));
+        registry.register(
+            "poll_interval_seconds",
+            "Delay scheduled before the next poll of an unfinished job",
+            poll_interval.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this process holds the leader lease (or runs without leader election)",
+            leader.clone(),
+        );
+        Metrics {
+            registry,
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+            cloud_requests,
+            status_patches,
+            events,
+            jobs,
+            poll_interval,
+            leader,
+        }
+    }
+
+    pub fn reconciled(&self, duration: Duration, error: Option<&'static str>) {
+        self.reconcile_duration.observe(duration.as_secs_f64());
+        let result = if error.is_some() { "error" } else { "success" };
+        self.reconciles
+            .get_or_create(&ResultLabels { result })
+            .inc();
+        if let Some(error) = error {
+            self.reconcile_errors
+                .get_or_create(&ErrorLabels { error })
+                .inc();
+        }
+    }
+
+    pub fn cloud_request(&self, service: &'static str, outcome: &'static str) {
+        self.cloud_requests
+            .get_or_create(&CloudRequestLabels { service, outcome })
+            .inc();
+    }
+
+    pub fn status_patched(&self) {
+        self.status_patches.inc();
+    }
+
+    pub fn event_published(&self, warning: bool, reason: &str) {
+        let r#type = if warning { "Warning" } else { "Normal" };
+        self.events
+            .get_or_create(&EventLabels {
+                r#type,
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn poll_scheduled(&self, interval: Duration) {
+        self.poll_interval.observe(interval.as_secs_f64());
+    }
+
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    /// Sets the jobs-by-phase gauge from a fresh count (phases absent from `counts` are set to 0).
+    pub fn set_jobs_by_phase(&self, counts: &[(Option<Phase>, i64)]) {
+        let phases = [
+            None,
+            Some(Phase::Pending),
+            Some(Phase::Running),
+            Some(Phase::Succeeded),
+            Some(Phase::Failed),
+            Some(Phase::Paused),
+        ];
+        for phase in phases {
+            let n = counts
+                .iter()
+                .filter(|(p, _)| *p == phase)
+                .map(|(_, n)| n)
+                .sum();
+            let label = phase.map(Phase::as_str).unwrap_or("Unknown");
+            self.jobs
+                .get_or_create(&PhaseLabels { phase: label })
+                .set(n);
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_lists_every_metric_with_bounded_labels() {
+        let m = Metrics::new();
+        m.reconciled(Duration::from_millis(20), None);
+        m.reconciled(Duration::from_millis(20), Some("status_patch"));
+        m.cloud_request("ims", "throttled");
+        m.status_patched();
+        m.event_published(true, "Throttled");
+        m.poll_scheduled(Duration::from_secs(4));
+        m.set_leader(true);
+        m.set_jobs_by_phase(&[(Some(Phase::Running), 3)]);
+        let text = m.encode().expect("encodes");
+        for needle in [
+            "cloudjob_reconciles_total{result=\"success\"} 1",
+            "cloudjob_reconcile_errors_total{error=\"status_patch\"} 1",
+            "cloudjob_cloud_requests_total{service=\"ims\",outcome=\"throttled\"} 1",
+            "cloudjob_status_patches_total 1",
+            "cloudjob_events_total{type=\"Warning\",reason=\"Throttled\"} 1",
+            "cloudjob_jobs{phase=\"Running\"} 3",
+            "cloudjob_jobs{phase=\"Failed\"} 0",
+            "cloudjob_leader 1",
+            "cloudjob_poll_interval_seconds_count 1",
+            "cloudjob_reconcile_duration_seconds_count 2",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The poll-interval rule: how long to wait before the next GET of a job that is not finished.
+//!
+//! Pure. Quick at first, then proportional to how long the job has run, and, where the job reports progress,
+//! aimed at the moment it should finish (so a finished job is seen soon without polling a long job often).
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::crd::{CloudJob, CloudJobStatus, POLL_INTERVAL_ANNOTATION};
+
+/// Default shortest interval between two polls of one job.
+pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(2);
+/// Default longest interval between two polls of one job.
+pub const DEFAULT_MAX_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How the operator spaces polls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PollMode {
+    /// Adapt to the job's age and progress (the default).
+    Adaptive,
+    /// Always the same interval, as the Terraform waiters do (for comparison in benchmarks).
+    Fixed(Duration),
+}
+
+/// Shortest and longest interval for one job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl Bounds {
+    /// The CloudJob's `spec.polling`, filled in with the defaults.
+    pub fn of(cj: &CloudJob) -> Bounds {
+        let polling = cj.spec.polling.clone().unwrap_or_default();
+        let secs = |v: Option<i64>, default: Duration| {
+            v.and_then(|s| u64::try_from(s).ok())
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs)
+                .unwrap_or(default)
+        };
+        let min = secs(polling.min_interval_seconds, DEFAULT_MIN_INTERVAL);
+        let max = secs(polling.max_interval_seconds, DEFAULT_MAX_INTERVAL.max(min)).max(min);
+        Bounds { min, max }
+    }
+}
+
+/// The delay before the next poll. `jitter` (around 1.0, e.g. 0.9..1.1) spreads polls of jobs created
+/// together so they do not hit the cloud in lockstep.
+pub fn next_interval(
+    cj: &CloudJob,
+    status: &CloudJobStatus,
+    mode: PollMode,
+    now: Timestamp,
+    jitter: f64,
+) -> Duration {
+    if let Some(fixed) = annotation_interval(cj) {
+        return fixed;
+    }
+    let bounds = Bounds::of(cj);
+    let interval = match mode {
+        PollMode::Fixed(interval) => return interval,
+        PollMode::Adaptive => adaptive(
+            status,
+            cj.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            now,
+        ),
+    };
+    let jittered = interval.mul_f64(jitter.clamp(0.5, 1.5));
+    jittered.clamp(bounds.min, bounds.max)
+}
+
+fn adaptive(status: &CloudJobStatus, created: Option<Timestamp>, now: Timestamp) -> Duration {
+    let since = status
+        .start_time
+        .as_ref()
+        .map(|t| t.0)
+        .or(created)
+        .unwrap_or(now);
+    let elapsed = now.duration_since(since).as_secs_f64().max(0.0);
+    match status.progress {
+        // With progress p% after `elapsed`, a steady job needs elapsed*(100-p)/p more. Poll at half of that:
+        // the estimate sharpens as the end nears, so polls converge on the finish.
+        Some(p) if (1..100).contains(&p) && elapsed >= 1.0 => {
+            let remaining = elapsed * f64::from(100 - p) / f64::from(p);
+            Duration::from_secs_f64((remaining * 0.5).min(elapsed.max(1.0)))
+        }
+        // Without progress, a job that has run for t seconds will likely run a while longer: wait t/4.
+        _ => Duration::from_secs_f64(elapsed * 0.25),
+    }
+}
+
+/// `cloudjob.io/poll-interval`: `30s`, `2m`, `1h` or plain seconds, at least one second.
+pub fn annotation_interval(cj: &CloudJob) -> Option<Duration> {
+    parse_interval(
+        cj.metadata
+            .annotations
+            .as_ref()?
+            .get(POLL_INTERVAL_ANNOTATION)?,
+    )
+}
+
+fn parse_interval(raw: &str) -> Option<Duration> {
+    let raw = raw.trim();
+    let (number, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => raw.split_at(i),
+        None => (raw, "s"),
+    };
+    let n: u64 = number.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        _ => return None,
+    };
+    (secs >= 1).then(|| Duration::from_secs(secs.min(24 * 3600)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{crd::PollingSpec, test_support::cloudjob};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + secs).expect("ts")
+    }
+
+    fn status(started: i64, progress: Option<i32>) -> CloudJobStatus {
+        CloudJobStatus {
+            start_time: Some(Time(at(started))),
+            progress,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn young_jobs_are_polled_at_the_minimum() {
+        let cj = cloudjob("a");
+        assert_eq!(
+            next_interval(&cj, &status(0, None), PollMode::Adaptive, at(3), 1.0),
+            DEFAULT_MIN_INTERVAL
+        );
+    }
+
+    #[test]
+    fn interval_grows_with_age_up_to_the_maximum() {
+        let cj = cloudjob("a");
+        let i = |t| next_interval(&cj, &status(0, None), PollMode::Adaptive, at(t), 1.0);
+        assert_eq!(i(40), Duration::from_secs(10));
+        assert!(i(40) < i(120));
+        assert_eq!(i(10_000), DEFAULT_MAX_INTERVAL);
+    }
+
+    #[test]
+    fn progress_aims_at_the_expected_finish() {
+        let cj = cloudjob("a");
+        // 90% after 180 s: about 20 s left, so poll in 10 s rather than in 45 s.
+        assert_eq!(
+            next_interval(&cj, &status(0, Some(90)), PollMode::Adaptive, at(180), 1.0),
+            Duration::from_secs(10)
+        );
+        // 10% after 60 s: about 540 s left; capped by the maximum.
+        assert_eq!(
+            next_interval(&cj, &status(0, Some(10)), PollMode::Adaptive, at(60), 1.0),
+            Duration::from_secs(60)
+        );
+    }
+
+    #[test]
+    fn spec_bounds_and_jitter_apply() {
+        let mut cj = cloudjob("a");
+        cj.spec.polling = Some(PollingSpec {
+            min_interval_seconds: Some(5),
+            max_interval_seconds: Some(20),
+        });
+        assert_eq!(
+            next_interval(&cj, &status(0, None), PollMode::Adaptive, at(1), 1.0),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            next_interval(&cj, &status(0, None), PollMode::Adaptive, at(10_000), 1.0),
+            Duration::from_secs(20)
+        );
+        let jittered = next_interval(&cj, &status(0, None), PollMode::Adaptive, at(40), 1.1);
+        assert_eq!(jittered, Duration::from_secs(11));
+    }
+
+    #[test]
+    fn annotation_and_fixed_mode_override() {
+        let mut cj = cloudjob("a");
+        assert_eq!(
+            next_interval(
+                &cj,
+                &status(0, None),
+                PollMode::Fixed(Duration::from_secs(10)),
+                at(1000),
+                1.0
+            ),
+            Duration::from_secs(10)
+        );
+        cj.metadata.annotations =
+            Some([(POLL_INTERVAL_ANNOTATION.to_string(), "2m".to_string())].into());
+        assert_eq!(
+            next_interval(&cj, &status(0, None), PollMode::Adaptive, at(1), 1.0),
+            Duration::from_secs(120)
+        );
+        assert_eq!(parse_interval("45"), Some(Duration::from_secs(45)));
+        assert_eq!(parse_interval("0s"), None);
+        assert_eq!(parse_interval("fast"), None);
+        assert_eq!(parse_interval("99999999999999999999h"), None);
+    }
+}

@@ -1,0 +1,39 @@
+//! Builders for unit tests.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+use crate::crd::{Cloud, CloudJob, CloudJobSpec, SecretReference, Service};
+
+/// A minimal valid CloudJob named `name` in namespace `ns`, generation 1, created at 2026-01-01T00:00:00Z.
+pub fn cloudjob(name: &str) -> CloudJob {
+    let mut cj = CloudJob::new(
+        name,
+        CloudJobSpec {
+            service: Service::Ims,
+            region: "eu-de".into(),
+            project_id: "0123456789abcdef0123456789abcdef".into(),
+            job_id: "ff8080814dbd65d7014dbe0d84db0013".into(),
+            cloud: Cloud::Huaweicloud,
+            endpoint: None,
+            credentials_secret_ref: SecretReference {
+                name: "creds".into(),
+                namespace: None,
+                access_key_key: None,
+                secret_key_key: None,
+                security_token_key: None,
+            },
+            polling: None,
+            active_deadline_seconds: None,
+        },
+    );
+    cj.metadata = ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some("ns".into()),
+        generation: Some(1),
+        creation_timestamp: Some(Time(
+            "2026-01-01T00:00:00Z".parse().expect("valid timestamp"),
+        )),
+        ..Default::default()
+    };
+    cj
+}

@@ -477,6 +477,16 @@ impl Timeline {
 
     /// Renders the job as the cloud would return it at simulated time `now`.
     pub fn render(&self, now: DateTime<Utc>) -> Value {
+        serde_json::to_value(self.rendered(now)).unwrap_or(Value::Null)
+    }
+
+    /// The response body bytes, top-level fields in the order of the 2024 Huawei examples
+    /// (a `Value` would sort them).
+    pub fn render_json(&self, now: DateTime<Utc>) -> Vec<u8> {
+        serde_json::to_vec(&self.rendered(now)).unwrap_or_default()
+    }
+
+    fn rendered(&self, now: DateTime<Utc>) -> RenderedJob<'_> {
         let spec = &self.spec;
         let phase = self.phase(now);
         let style = spec.time_style;
@@ -598,8 +608,7 @@ impl Timeline {
             entities.insert(k.clone(), v.clone());
         }
 
-        // Field order of the 2024 Huawei examples; serde_json keeps struct field order.
-        serde_json::to_value(RenderedJob {
+        RenderedJob {
             job_id: &self.job_id,
             job_type: &spec.job_type,
             begin_time: fmt_time(self.created, style),
@@ -608,8 +617,7 @@ impl Timeline {
             error_code,
             fail_reason,
             entities: Value::Object(entities),
-        })
-        .unwrap_or(Value::Null)
+        }
     }
 
     fn render_sub_jobs(&self, now: DateTime<Utc>, shape: Shape, default_type: &str) -> Vec<Value> {
@@ -786,6 +794,27 @@ mod tests {
         assert_eq!(subs[2]["error_code"], "SIM.0001");
         assert_eq!(subs[2]["job_type"], "createSingleServer");
         assert_eq!(end["status"], "SUCCESS");
+    }
+
+    #[test]
+    fn wire_body_keeps_the_documented_top_level_field_order() {
+        let tl = Timeline::new(JobSpec::new(Service::Ims, "p", "imsImportImageJob"), t0());
+        let body = String::from_utf8(tl.render_json(t0())).unwrap();
+        let order = [
+            "job_id",
+            "job_type",
+            "begin_time",
+            "end_time",
+            "status",
+            "error_code",
+            "fail_reason",
+            "entities",
+        ];
+        let positions: Vec<usize> = order
+            .iter()
+            .map(|k| body.find(&format!("\"{k}\":")).unwrap())
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{body}");
     }
 
     #[test]

@@ -470,7 +470,7 @@ async fn jobs_api(
 
     let job_status = job.status_at(sim_now);
     let full: Bytes = match &job.body {
-        JobBody::Timeline(t) => Bytes::from(t.render(sim_now).to_string()),
+        JobBody::Timeline(t) => Bytes::from(t.render_json(sim_now)),
         JobBody::Fixture { raw, .. } => raw.clone(),
     };
     let resp = match &decision.fault {

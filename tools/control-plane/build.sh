@@ -51,7 +51,10 @@ if [[ ! -x "$bin/helm-$HELM_VERSION" ]]; then
   log "building helm $HELM_VERSION"
   gobin="$(mktemp -d "$bin/.helm.XXXXXX")"
   trap 'rm -rf "$gobin"' EXIT
-  GOBIN="$gobin" go install -trimpath -ldflags "-s -w" "helm.sh/helm/$helm_major/cmd/helm@$HELM_VERSION"
+  # Stamp the full version: without it `helm version` only knows the minor version ("v3.22").
+  GOBIN="$gobin" go install -trimpath \
+    -ldflags "-s -w -X helm.sh/helm/$helm_major/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/$helm_major/cmd/helm@$HELM_VERSION"
   mv -f "$gobin/helm" "$bin/helm-$HELM_VERSION"
 fi
 

@@ -90,6 +90,15 @@ pub struct RunArgs {
     #[arg(long, env = "CLOUDJOB_FIXED_POLL_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub fixed_poll_interval: Duration,
 
+    /// Shortest delay before retrying a job whose poll failed (throttling without Retry-After, 5xx, a
+    /// missing Secret...); it doubles with each failure in a row.
+    #[arg(long, env = "CLOUDJOB_ERROR_BACKOFF_MIN", default_value = "2s", value_parser = parse_duration)]
+    pub error_backoff_min: Duration,
+
+    /// Longest delay before retrying a job whose poll failed.
+    #[arg(long, env = "CLOUDJOB_ERROR_BACKOFF_MAX", default_value = "5m", value_parser = parse_duration)]
+    pub error_backoff_max: Duration,
+
     /// Endpoint for CloudJobs without spec.endpoint, with {service} and {region} placeholders
     /// (e.g. a private cloud, a proxy, or the simulator: http://127.0.0.1:8443/{service}).
     #[arg(long, env = "CLOUDJOB_ENDPOINT_TEMPLATE")]

@@ -27,7 +27,9 @@ pub const MAX_LISTED_SUB_JOBS: usize = 50;
     version = "v1alpha1",
     kind = "CloudJob",
     plural = "cloudjobs",
+    // `cj` is also batch/v1 CronJob's short name, which kubectl prefers; `cjob` is unambiguous.
     shortname = "cj",
+    shortname = "cjob",
     category = "cloud",
     namespaced,
     status = "CloudJobStatus",
@@ -390,7 +392,7 @@ mod tests {
     #[test]
     fn crd_has_status_subresource_short_name_and_cel_rules() {
         let json = serde_json::to_string(&CloudJob::crd()).expect("CRD serializes");
-        assert!(json.contains("\"shortNames\":[\"cj\"]"));
+        assert!(json.contains("\"shortNames\":[\"cj\",\"cjob\"]"));
         assert!(json.contains("\"status\":{}"));
         assert!(json.contains("self == oldSelf"));
         assert!(json.contains("x-kubernetes-validations"));

@@ -75,7 +75,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             PollModeArg::Fixed => PollMode::Fixed(args.fixed_poll_interval),
         },
         endpoint_template: args.endpoint_template.clone(),
-        ..Settings::default()
+        error_backoff_min: args.error_backoff_min,
+        error_backoff_max: args.error_backoff_max.max(args.error_backoff_min),
     };
     let reporter = Reporter {
         controller: "cloudjob-operator".into(),

@@ -146,7 +146,7 @@ pub fn next_status(cj: &CloudJob, outcome: &Outcome, now: Timestamp) -> CloudJob
         }
         Outcome::DeadlineExceeded { seconds } => {
             status.phase = Some(Phase::Failed);
-            status.finish_time.get_or_insert_with(|| Time(now));
+            status.finish_time.get_or_insert_with(|| time(now));
             let message = format!(
                 "the job did not finish within spec.activeDeadlineSeconds ({seconds} s); it is no longer polled"
             );
@@ -174,6 +174,12 @@ pub fn bookkeeping(cj: &CloudJob) -> CloudJobStatus {
     status
 }
 
+/// A status timestamp. `metav1.Time` is stored with whole seconds, so anything finer would make every
+/// computed status differ from the stored one and cause a write per poll.
+pub fn time(ts: Timestamp) -> Time {
+    Time(Timestamp::from_second(ts.as_second()).unwrap_or(ts))
+}
+
 /// Copies what the cloud reported into status and derives the phase.
 fn apply_observation(status: &mut CloudJobStatus, job: &JobObservation, now: Timestamp) {
     let failed_sub_jobs = job.sub_jobs.as_ref().is_some_and(|s| s.failed > 0);
@@ -197,17 +203,17 @@ fn apply_observation(status: &mut CloudJobStatus, job: &JobObservation, now: Tim
         job.current_task.clone()
     };
     if let Some(begin) = job.begin_time {
-        status.start_time = Some(Time(begin));
+        status.start_time = Some(time(begin));
     } else if status.start_time.is_none() && phase != Phase::Pending {
-        status.start_time = Some(Time(now));
+        status.start_time = Some(time(now));
     }
     if phase.is_terminal() {
         let finish = job
             .end_time
             .or(status.finish_time.as_ref().map(|t| t.0))
             .unwrap_or(now);
-        status.finish_time = Some(Time(finish));
-        status.completion_time = (phase == Phase::Succeeded).then(|| Time(finish));
+        status.finish_time = Some(time(finish));
+        status.completion_time = (phase == Phase::Succeeded).then(|| time(finish));
         if phase == Phase::Failed {
             status.error_code = job.error_code.clone();
             status.fail_reason = job.fail_reason.clone();
@@ -298,7 +304,7 @@ impl Conditions {
             .map(|i| &status.conditions[i])
             .filter(|c| c.status == value)
             .map(|c| c.last_transition_time.clone())
-            .unwrap_or(Time(self.now));
+            .unwrap_or_else(|| time(self.now));
         let condition = Condition {
             type_: type_.to_string(),
             status: value.to_string(),
@@ -390,7 +396,7 @@ mod tests {
         assert_eq!(cond(&s, condition::RECONCILING), None);
         assert_eq!(
             s.completion_time,
-            Some(Time("2024-11-06T06:23:25.158Z".parse().expect("ts")))
+            Some(Time("2024-11-06T06:23:25Z".parse().expect("ts")))
         );
         assert_eq!(s.finish_time, s.completion_time);
         assert_eq!(
@@ -402,6 +408,30 @@ mod tests {
             Some("3f7185de-b59a-4bb8-aa1d-7a513528b0e9")
         );
         assert_eq!(s.progress, Some(100));
+    }
+
+    #[test]
+    fn status_times_are_whole_seconds_like_the_api_server_stores_them() {
+        let cj = cloudjob("a");
+        let now: Timestamp = "2026-01-01T00:00:00.987654Z".parse().expect("ts");
+        let s = next_status(
+            &cj,
+            &observed(json!({"status": "FAIL", "begin_time": "2024-11-06T06:19:43.195Z"})),
+            now,
+        );
+        assert_eq!(
+            s.start_time,
+            Some(Time("2024-11-06T06:19:43Z".parse().expect("ts")))
+        );
+        assert_eq!(
+            s.finish_time,
+            Some(Time("2026-01-01T00:00:00Z".parse().expect("ts")))
+        );
+        assert!(
+            s.conditions
+                .iter()
+                .all(|c| c.last_transition_time.0.subsec_nanosecond() == 0)
+        );
     }
 
     #[test]

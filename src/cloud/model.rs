@@ -420,7 +420,9 @@ fn produced_resources(entities: &Value, sub_jobs: &[&Value]) -> Vec<ProducedReso
             None,
         );
     }
-    for sub_job in sub_jobs {
+    // A failed sub-job's id (a volume that errored, say) is not something the job produced.
+    let failed = |v: &Value| text(v.get("status")).is_some_and(|s| s.eq_ignore_ascii_case("FAIL"));
+    for sub_job in sub_jobs.iter().filter(|v| !failed(v)) {
         if let Some(e) = sub_job.get("entities") {
             own_ids(e, text(sub_job.get("job_id")), &mut push);
         }
@@ -589,11 +591,17 @@ mod tests {
             "status": "FAIL", "job_id": "j", "job_type": "batchCreateVolume", "error_code": null, "fail_reason": null,
             "entities": {"sub_jobs": [
                 {"status": "SUCCESS", "job_id": "a", "entities": {"volume_id": "v1"}},
-                {"status": "FAIL", "job_id": "b", "entities": {}, "error_code": "EVS.2024", "fail_reason": "quota exceeded"}
+                {"status": "FAIL", "job_id": "b", "entities": {"volume_id": "v2"}, "error_code": "EVS.2024", "fail_reason": "quota exceeded"}
             ]}
         }))
         .expect("parses");
         assert_eq!(job.error_code.as_deref(), Some("EVS.2024"));
+        let ids: Vec<_> = job.resources.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["v1"],
+            "the failed sub-job's volume is not a produced resource"
+        );
         assert_eq!(job.fail_reason.as_deref(), Some("quota exceeded"));
         let sub = job.sub_jobs.expect("sub-jobs");
         assert_eq!((sub.total, sub.succeeded, sub.failed), (2, 1, 1));

@@ -570,3 +570,55 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     file.write_all(contents.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exited_process(dir: &Path, message: &str) -> Supervised {
+        let mut command = Command::new("/bin/sh");
+        command.args(["-c", &format!("echo '{message}'; exit 1")]);
+        let mut process =
+            Supervised::spawn("fake", command, &dir.join("fake.log"), Lifetime::Owned)
+                .expect("sh starts");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while process.exited().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        process
+    }
+
+    #[test]
+    fn a_bind_failure_during_startup_is_a_port_race_worth_a_retry() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut processes = vec![exited_process(
+            dir.path(),
+            "listen tcp 127.0.0.1:41234: bind: address already in use",
+        )];
+        let outcome = check_exited(&mut processes).expect("the process exited");
+        assert!(matches!(outcome, Ok(Attempt::PortRace(_))));
+    }
+
+    #[test]
+    fn any_other_exit_during_startup_fails_with_the_log_tail() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut processes = vec![exited_process(
+            dir.path(),
+            "error: invalid flag --frobnicate",
+        )];
+        let err = match check_exited(&mut processes) {
+            Some(Err(err)) => err,
+            Some(Ok(_)) => panic!("not a port race"),
+            None => panic!("the process exited"),
+        };
+        let message = format!("{err:#}");
+        assert!(message.contains("fake exited during startup"), "{message}");
+        assert!(message.contains("invalid flag --frobnicate"), "{message}");
+    }
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let ports: [u16; 3] = free_ports().expect("ports");
+        assert!(ports[0] != ports[1] && ports[1] != ports[2] && ports[0] != ports[2]);
+    }
+}

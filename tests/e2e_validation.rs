@@ -1,0 +1,146 @@
+//! Bad CloudJobs are refused by the real API server at apply time (schema and CEL rules from the generated
+//! CRD), with a message that names the field, through the real kubectl.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+async fn kubectl_apply(env: &Env, namespace: &str, manifest: &serde_json::Value) -> (bool, String) {
+    let path = env
+        .cp
+        .dir()
+        .join(format!("manifest-{}.json", rand_suffix()));
+    std::fs::write(&path, serde_json::to_vec(manifest).expect("json")).expect("write manifest");
+    let mut apply = env.cp.kubectl();
+    apply.args(["apply", "-n", namespace, "-f"]).arg(&path);
+    let out = output(apply).await;
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_cloudjobs_are_rejected_by_the_api_server_naming_the_field() {
+    let env = Env::start().await;
+    let ns = env.namespace("validation").await;
+    let valid = env.cloudjob_manifest("valid", "ims", "ff8080814dbd65d7014dbe0d84db0013");
+
+    let (ok, out) = kubectl_apply(&env, &ns, &valid).await;
+    assert!(ok, "a valid CloudJob is accepted: {out}");
+
+    let mut cases: Vec<(&str, serde_json::Value, Vec<&str>)> = Vec::new();
+    let mut no_job_id = valid.clone();
+    no_job_id["metadata"]["name"] = "no-job-id".into();
+    no_job_id["spec"]
+        .as_object_mut()
+        .expect("spec")
+        .remove("jobId");
+    cases.push((
+        "missing jobId",
+        no_job_id,
+        vec!["spec.jobId", "Required value"],
+    ));
+
+    let mut bad_service = valid.clone();
+    bad_service["metadata"]["name"] = "bad-service".into();
+    bad_service["spec"]["service"] = "s3".into();
+    cases.push((
+        "unknown service",
+        bad_service,
+        vec!["spec.service", "Unsupported value", "\"s3\""],
+    ));
+
+    let mut bad_endpoint = valid.clone();
+    bad_endpoint["metadata"]["name"] = "bad-endpoint".into();
+    bad_endpoint["spec"]["endpoint"] = "ftp://example.com".into();
+    cases.push((
+        "non-http endpoint",
+        bad_endpoint,
+        vec!["spec.endpoint", "must be an absolute http or https URL"],
+    ));
+
+    let mut not_a_url = valid.clone();
+    not_a_url["metadata"]["name"] = "not-a-url".into();
+    not_a_url["spec"]["endpoint"] = "ims eu-de".into();
+    cases.push(("endpoint that is no URL", not_a_url, vec!["spec.endpoint"]));
+
+    let mut other_namespace = valid.clone();
+    other_namespace["metadata"]["name"] = "other-namespace".into();
+    other_namespace["spec"]["credentialsSecretRef"] =
+        json!({"name": "creds", "namespace": "kube-system"});
+    cases.push((
+        "Secret in another namespace",
+        other_namespace,
+        vec![
+            "spec.credentialsSecretRef.namespace",
+            "must be in the CloudJob's own namespace",
+        ],
+    ));
+
+    let mut bad_job_id = valid.clone();
+    bad_job_id["metadata"]["name"] = "bad-job-id".into();
+    bad_job_id["spec"]["jobId"] = "../../etc/passwd".into();
+    cases.push(("job id with a path", bad_job_id, vec!["spec.jobId"]));
+
+    let mut bad_region = valid.clone();
+    bad_region["metadata"]["name"] = "bad-region".into();
+    bad_region["spec"]["region"] = "Europe/Berlin".into();
+    cases.push(("bad region", bad_region, vec!["spec.region"]));
+
+    let mut bad_polling = valid.clone();
+    bad_polling["metadata"]["name"] = "bad-polling".into();
+    bad_polling["spec"]["polling"] = json!({"minIntervalSeconds": 30, "maxIntervalSeconds": 5});
+    cases.push((
+        "min above max",
+        bad_polling,
+        vec!["spec.polling", "minIntervalSeconds must not exceed"],
+    ));
+
+    let mut bad_deadline = valid.clone();
+    bad_deadline["metadata"]["name"] = "bad-deadline".into();
+    bad_deadline["spec"]["activeDeadlineSeconds"] = 0.into();
+    cases.push((
+        "zero deadline",
+        bad_deadline,
+        vec!["spec.activeDeadlineSeconds"],
+    ));
+
+    for (what, manifest, needles) in cases {
+        let (ok, out) = kubectl_apply(&env, &ns, &manifest).await;
+        assert!(!ok, "{what}: should be rejected, kubectl said: {out}");
+        for needle in needles {
+            assert!(
+                out.contains(needle),
+                "{what}: message should contain {needle:?}, got: {out}"
+            );
+        }
+    }
+
+    // jobId cannot change once set.
+    let mut changed = valid.clone();
+    changed["spec"]["jobId"] = "0000000000000000000000000000abcd".into();
+    let (ok, out) = kubectl_apply(&env, &ns, &changed).await;
+    assert!(!ok, "changing jobId should be rejected: {out}");
+    assert!(
+        out.contains("spec.jobId") && out.contains("immutable"),
+        "{out}"
+    );
+
+    // Other fields may be edited.
+    let mut edited = valid.clone();
+    edited["spec"]["region"] = "eu-nl".into();
+    let (ok, out) = kubectl_apply(&env, &ns, &edited).await;
+    assert!(ok, "editing the region is allowed: {out}");
+}

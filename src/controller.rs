@@ -396,7 +396,7 @@ async fn poll_job(
             .map_or_else(CloudError::category, |_| "success"),
     );
     match result {
-        Ok(job) => Ok((Outcome::Observed(job), None)),
+        Ok(job) => Ok((Outcome::Observed(Box::new(job)), None)),
         Err(e) => {
             info!(error = %e, "poll failed");
             let retry_after = e.retry_after();

@@ -3,6 +3,10 @@
 //! Validation lives in the schema (types, enums, lengths) and in CEL rules, so that `kubectl apply` of a bad
 //! CloudJob fails at admission with a message naming the field, instead of reaching the controller.
 
+// kube's derive takes one `printcolumn(...)` per column; clippy mistakes their repeated keys for
+// duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};

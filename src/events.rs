@@ -155,7 +155,7 @@ mod tests {
     }
 
     fn job(v: serde_json::Value) -> Outcome {
-        Outcome::Observed(JobObservation::from_value(&v).expect("job"))
+        Outcome::Observed(Box::new(JobObservation::from_value(&v).expect("job")))
     }
 
     fn reasons(events: &[EventSpec]) -> Vec<&str> {

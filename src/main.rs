@@ -17,7 +17,7 @@ async fn main() -> anyhow::Result<()> {
                 LogFormat::Json => fmt().json().with_env_filter(filter).init(),
                 LogFormat::Text => fmt().with_env_filter(filter).init(),
             }
-            cloudjob_operator::run(args).await
+            cloudjob_operator::run(*args).await
         }
     }
 }

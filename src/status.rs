@@ -32,7 +32,7 @@ pub mod condition {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
     /// The cloud answered with the job.
-    Observed(JobObservation),
+    Observed(Box<JobObservation>),
     /// The job could not be read.
     Problem { reason: Reason, message: String },
     /// Polling is paused by annotation.
@@ -340,7 +340,7 @@ mod tests {
     }
 
     fn observed(value: serde_json::Value) -> Outcome {
-        Outcome::Observed(JobObservation::from_value(&value).expect("job"))
+        Outcome::Observed(Box::new(JobObservation::from_value(&value).expect("job")))
     }
 
     fn cond<'a>(s: &'a CloudJobStatus, t: &str) -> Option<(&'a str, &'a str)> {
@@ -389,7 +389,7 @@ mod tests {
         ))
         .expect("fixture");
         let job = JobObservation::parse(&body).expect("job");
-        let s = next_status(&cj, &Outcome::Observed(job), now());
+        let s = next_status(&cj, &Outcome::Observed(Box::new(job)), now());
         assert_eq!(s.phase, Some(Phase::Succeeded));
         assert_eq!(cond(&s, condition::READY), Some(("True", "Succeeded")));
         assert_eq!(cond(&s, condition::COMPLETE), Some(("True", "Succeeded")));

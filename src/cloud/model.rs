@@ -164,15 +164,15 @@ impl JobObservation {
                 observation.progress = Some(((done as i64 * 100) / summary.total as i64) as i32);
             }
             // A job that failed because of a sub-job often carries no reason of its own.
-            if observation.error_code.is_none() && observation.fail_reason.is_none() {
-                if let Some(failed) = summary
+            if observation.error_code.is_none()
+                && observation.fail_reason.is_none()
+                && let Some(failed) = summary
                     .items
                     .iter()
                     .find(|s| s.status.as_deref() == Some("FAIL"))
-                {
-                    observation.error_code = failed.error_code.clone();
-                    observation.fail_reason = failed.fail_reason.clone();
-                }
+            {
+                observation.error_code = failed.error_code.clone();
+                observation.fail_reason = failed.fail_reason.clone();
             }
         }
         if matches!(observation.state, JobState::Success) {
@@ -286,10 +286,10 @@ pub fn parse_time(value: &Value) -> Option<Timestamp> {
         "%Y-%m-%d %H:%M:%S%.f",
         "%Y-%m-%dT%H:%M:%S%.f",
     ] {
-        if let Ok(dt) = jiff::civil::DateTime::strptime(format, &normalized) {
-            if let Ok(zoned) = dt.to_zoned(jiff::tz::TimeZone::UTC) {
-                return Some(zoned.timestamp());
-            }
+        if let Ok(dt) = jiff::civil::DateTime::strptime(format, &normalized)
+            && let Ok(zoned) = dt.to_zoned(jiff::tz::TimeZone::UTC)
+        {
+            return Some(zoned.timestamp());
         }
     }
     None
@@ -365,47 +365,15 @@ fn sub_job_status(value: &Value) -> SubJobStatus {
 
 /// Every id the job and its sub-jobs report, in document order, each once.
 fn produced_resources(entities: &Value, sub_jobs: &[&Value]) -> Vec<ProducedResource> {
-    let mut out: Vec<ProducedResource> = Vec::new();
-    let mut push =
-        |kind: &str, id: Option<String>, name: Option<String>, sub_job_id: Option<String>| {
-            if let Some(id) = id {
-                if !out.iter().any(|r| r.id == id && r.kind == kind) {
-                    out.push(ProducedResource {
-                        kind: kind.to_string(),
-                        id,
-                        name,
-                        sub_job_id,
-                    });
-                }
-            }
-        };
-    let own_ids =
-        |e: &Value,
-         sub_job_id: Option<String>,
-         push: &mut dyn FnMut(&str, Option<String>, Option<String>, Option<String>)| {
-            push(
-                "image",
-                text(e.get("image_id")),
-                text(e.get("image_name")),
-                sub_job_id.clone(),
-            );
-            push(
-                "volume",
-                text(e.get("volume_id")),
-                text(e.get("name")),
-                sub_job_id.clone(),
-            );
-            push("server", text(e.get("server_id")), None, sub_job_id.clone());
-            push("nic", text(e.get("nic_id")), None, sub_job_id);
-        };
-    own_ids(entities, None, &mut push);
+    let mut found = Resources::default();
+    found.add_own_ids(entities, None);
     for result in entities
         .get("results")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
     {
-        push("image", text(result.get("image_id")), None, None);
+        found.add("image", text(result.get("image_id")), None, None);
     }
     for data_image in entities
         .get("__data_images")
@@ -413,7 +381,7 @@ fn produced_resources(entities: &Value, sub_jobs: &[&Value]) -> Vec<ProducedReso
         .into_iter()
         .flatten()
     {
-        push(
+        found.add(
             "image",
             text(data_image.get("image_id")),
             text(data_image.get("image_name")),
@@ -424,10 +392,53 @@ fn produced_resources(entities: &Value, sub_jobs: &[&Value]) -> Vec<ProducedReso
     let failed = |v: &Value| text(v.get("status")).is_some_and(|s| s.eq_ignore_ascii_case("FAIL"));
     for sub_job in sub_jobs.iter().filter(|v| !failed(v)) {
         if let Some(e) = sub_job.get("entities") {
-            own_ids(e, text(sub_job.get("job_id")), &mut push);
+            found.add_own_ids(e, text(sub_job.get("job_id")));
         }
     }
-    out
+    found.0
+}
+
+/// Produced resources without duplicates.
+#[derive(Default)]
+struct Resources(Vec<ProducedResource>);
+
+impl Resources {
+    fn add(
+        &mut self,
+        kind: &str,
+        id: Option<String>,
+        name: Option<String>,
+        sub_job_id: Option<String>,
+    ) {
+        if let Some(id) = id
+            && !self.0.iter().any(|r| r.id == id && r.kind == kind)
+        {
+            self.0.push(ProducedResource {
+                kind: kind.to_string(),
+                id,
+                name,
+                sub_job_id,
+            });
+        }
+    }
+
+    /// The ids an `entities` object names about itself.
+    fn add_own_ids(&mut self, e: &Value, sub_job_id: Option<String>) {
+        self.add(
+            "image",
+            text(e.get("image_id")),
+            text(e.get("image_name")),
+            sub_job_id.clone(),
+        );
+        self.add(
+            "volume",
+            text(e.get("volume_id")),
+            text(e.get("name")),
+            sub_job_id.clone(),
+        );
+        self.add("server", text(e.get("server_id")), None, sub_job_id.clone());
+        self.add("nic", text(e.get("nic_id")), None, sub_job_id);
+    }
 }
 
 #[cfg(test)]

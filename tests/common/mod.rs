@@ -161,10 +161,8 @@ impl Env {
         let started = Instant::now();
         loop {
             let status = api.get(name).await.ok().and_then(|cj| cj.status);
-            if let Some(status) = &status {
-                if done(status) {
-                    return status.clone();
-                }
+            if let Some(status) = status.as_ref().filter(|s| done(s)) {
+                return status.clone();
             }
             if started.elapsed() > WAIT {
                 panic!(

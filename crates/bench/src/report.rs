@@ -1,0 +1,314 @@
+//! The side-by-side table, the JSON results and the per-job CSV files.
+
+use std::{fmt::Write as _, path::Path};
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use crate::{
+    Mode,
+    run::{ModeResult, RunResult},
+};
+
+/// One job of one mode, as measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobRecord {
+    pub name: String,
+    pub kind: &'static str,
+    pub duration_secs: f64,
+    pub fails: bool,
+    pub phase: Option<&'static str>,
+    pub requests: u64,
+    pub status_writes: u32,
+    pub distinct_states: u32,
+    pub writes_after_terminal: u32,
+    pub detection_delay_secs: Option<f64>,
+    pub requests_after_terminal: u64,
+}
+
+/// Everything one invocation measured, as written to `results.json`.
+#[derive(Debug, Serialize)]
+pub struct BenchResults {
+    pub command: String,
+    pub started_at: String,
+    pub machine: Machine,
+    pub runs: Vec<RunResult>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub memory_gib: Option<f64>,
+    pub load_average_at_start: Option<String>,
+}
+
+impl Machine {
+    pub fn current() -> Machine {
+        let memory_gib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+            let kib: f64 = m
+                .lines()
+                .find(|l| l.starts_with("MemTotal:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((kib / 1024.0 / 1024.0 * 10.0).round() / 10.0)
+        });
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            memory_gib,
+            load_average_at_start: std::fs::read_to_string("/proc/loadavg")
+                .ok()
+                .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")),
+        }
+    }
+}
+
+pub fn write_json(results: &BenchResults, path: &Path) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_vec_pretty(results)?)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub fn write_csv(records: &[JobRecord], path: &Path) -> anyhow::Result<()> {
+    let mut out = String::from(
+        "name,kind,duration_secs,fails,phase,requests,status_writes,distinct_states,writes_after_terminal,detection_delay_secs,requests_after_terminal\n",
+    );
+    for r in records {
+        let _ = writeln!(
+            out,
+            "{},{},{:.3},{},{},{},{},{},{},{},{}",
+            r.name,
+            r.kind,
+            r.duration_secs,
+            r.fails,
+            r.phase.unwrap_or(""),
+            r.requests,
+            r.status_writes,
+            r.distinct_states,
+            r.writes_after_terminal,
+            r.detection_delay_secs
+                .map(|d| format!("{d:.3}"))
+                .unwrap_or_default(),
+            r.requests_after_terminal
+        );
+    }
+    std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn mode_label(run: &RunResult, mode: Mode) -> String {
+    match mode {
+        Mode::Adaptive => "adaptive".into(),
+        Mode::Fixed => format!("fixed {} s", run.fixed_interval_secs),
+    }
+}
+
+fn ratio(fixed: f64, adaptive: f64) -> String {
+    if adaptive > 0.0 && fixed.is_finite() {
+        format!("{:.2}×", fixed / adaptive)
+    } else {
+        "–".into()
+    }
+}
+
+/// A Markdown table of one run, the modes side by side, with fixed / adaptive ratios where both ran.
+pub fn table(run: &RunResult) -> String {
+    let mut out = String::new();
+    let adaptive = run.modes.iter().find(|m| m.mode == Mode::Adaptive);
+    let fixed = run.modes.iter().find(|m| m.mode == Mode::Fixed);
+    let both = adaptive.zip(fixed);
+    let mut header = format!(
+        "| N = {} (time scale {}: jobs {:.2}–{:.0} s, {} failing; rate limit {}+{} per endpoint) |",
+        run.jobs,
+        run.time_scale,
+        run.duration_range_secs.0,
+        run.duration_range_secs.1,
+        run.failing_jobs,
+        run.rate_limit,
+        run.rate_limit_burst
+    );
+    let mut rule = String::from("|---|");
+    for m in &run.modes {
+        let _ = write!(header, " {} |", mode_label(run, m.mode));
+        rule.push_str("---:|");
+    }
+    if both.is_some() {
+        header.push_str(" fixed / adaptive |");
+        rule.push_str("---:|");
+    }
+    let _ = writeln!(out, "{header}\n{rule}");
+
+    let mut row = |label: &str, cell: &dyn Fn(&ModeResult) -> String, r: Option<(f64, f64)>| {
+        let mut line = format!("| {label} |");
+        for m in &run.modes {
+            let _ = write!(line, " {} |", cell(m));
+        }
+        if both.is_some() {
+            let _ = write!(line, " {} |", r.map_or(String::new(), |(f, a)| ratio(f, a)));
+        }
+        let _ = writeln!(out, "{line}");
+    };
+    let pick = |f: &dyn Fn(&ModeResult) -> f64| both.map(|(a, x)| (f(x), f(a)));
+
+    row(
+        "CloudJobs seen terminal / in the expected phase",
+        &|m| {
+            format!(
+                "{}/{} / {}",
+                m.jobs_terminal,
+                m.jobs,
+                m.jobs - m.wrong_phase
+            )
+        },
+        None,
+    );
+    row(
+        "time until all terminal (s; last job truly ended at)",
+        &|m| {
+            format!(
+                "{} ({})",
+                m.time_to_all_terminal_secs
+                    .map_or("not all".into(), |s| format!("{s:.0}")),
+                m.last_true_end_secs
+                    .map_or("–".into(), |s| format!("{s:.0}"))
+            )
+        },
+        None,
+    );
+    row(
+        "cloud GETs per job: mean / p50 / p95",
+        &|m| {
+            format!(
+                "{:.1} / {:.0} / {:.0}",
+                m.requests.mean, m.requests.p50, m.requests.p95
+            )
+        },
+        pick(&|m| m.requests.mean),
+    );
+    row(
+        "cloud GETs in total",
+        &|m| m.requests_total.to_string(),
+        pick(&|m| m.requests_total as f64),
+    );
+    row(
+        "status writes per job: mean / max",
+        &|m| format!("{:.1} / {:.0}", m.status_writes.mean, m.status_writes.max),
+        pick(&|m| m.status_writes.mean),
+    );
+    row(
+        "distinct states per job: mean",
+        &|m| format!("{:.1}", m.distinct_states.mean),
+        None,
+    );
+    row(
+        "jobs with status writes > distinct states + 1",
+        &|m| m.jobs_over_write_budget.to_string(),
+        None,
+    );
+    row(
+        "detection delay p50 / p95 / max (s)",
+        &|m| {
+            let d = &m.detection_delay_secs;
+            format!("{:.1} / {:.1} / {:.1}", d.p50, d.p95, d.max)
+        },
+        pick(&|m| m.detection_delay_secs.p50),
+    );
+    row(
+        "operator peak RSS (MiB)",
+        &|m| format!("{:.1}", m.usage.peak_rss_mib),
+        pick(&|m| m.usage.peak_rss_mib),
+    );
+    row(
+        "operator CPU (s)",
+        &|m| format!("{:.1}", m.usage.cpu_seconds),
+        pick(&|m| m.usage.cpu_seconds),
+    );
+    row(
+        "max requests/s per endpoint (ims / evs / ecs)",
+        &|m| {
+            let get = |s: &str| m.max_requests_per_second.get(s).copied().unwrap_or(0);
+            format!(
+                "{} / {} / {}{}",
+                get("ims"),
+                get("evs"),
+                get("ecs"),
+                if m.rate_limit_held { "" } else { " (over!)" }
+            )
+        },
+        None,
+    );
+    row(
+        "GETs after a job's terminal status was served",
+        &|m| m.requests_after_terminal.to_string(),
+        None,
+    );
+    row(
+        "GETs to terminal jobs after a restart (window)",
+        &|m| {
+            format!(
+                "{} ({:.0} s)",
+                m.restart.requests_to_terminal_jobs, m.restart.window_secs
+            )
+        },
+        None,
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{operator::ProcessUsage, run::RestartCheck, stats::Dist};
+
+    fn mode(mode: Mode, requests: f64, delay: f64) -> ModeResult {
+        ModeResult {
+            mode,
+            jobs: 10,
+            jobs_terminal: 10,
+            wrong_phase: 0,
+            wrong_phase_examples: vec![],
+            time_to_all_terminal_secs: Some(30.0),
+            last_true_end_secs: Some(28.0),
+            requests: Dist::of([requests]),
+            requests_total: (requests * 10.0) as u64,
+            jobs_without_requests: 0,
+            status_writes: Dist::of([3.0]),
+            distinct_states: Dist::of([3.0]),
+            jobs_over_write_budget: 0,
+            writes_after_terminal: 0,
+            detection_delay_secs: Dist::of([delay]),
+            usage: ProcessUsage {
+                peak_rss_mib: 20.0,
+                cpu_seconds: 1.0,
+            },
+            max_requests_per_second: [("ims".to_string(), 5)].into(),
+            rate_limit_held: true,
+            requests_after_terminal: 0,
+            jobs_with_requests_after_terminal: 0,
+            restart: RestartCheck::default(),
+            operator_cloud_requests: None,
+            operator_status_patches: None,
+            watch_listings: 1,
+            watch_errors: 0,
+        }
+    }
+
+    #[test]
+    fn table_has_ratios() {
+        let run = RunResult {
+            jobs: 10,
+            time_scale: 4.0,
+            duration_range_secs: (1.25, 300.0),
+            failing_jobs: 1,
+            rate_limit: 1000,
+            rate_limit_burst: 100,
+            concurrency: 64,
+            fixed_interval_secs: 10.0,
+            create_secs: 1.0,
+            modes: vec![mode(Mode::Adaptive, 4.0, 2.0), mode(Mode::Fixed, 12.0, 5.0)],
+        };
+        let t = table(&run);
+        assert!(t.contains("| fixed 10 s |"), "{t}");
+        assert!(t.contains("3.00×"), "{t}");
+        assert!(t.contains("2.50×"), "{t}");
+    }
+}

@@ -404,6 +404,7 @@ fn three_replicas_turn_on_leader_election_with_a_lease_role_a_pdb_and_rolling_up
     assert_eq!(env["CLOUDJOB_LEADER_ELECTION"], "true");
     assert_eq!(env["CLOUDJOB_LEADER_ELECTION_NAMESPACE"], RELEASE_NAMESPACE);
     assert_eq!(env["CLOUDJOB_LEADER_ELECTION_LEASE"], "cloudjob-operator");
+    assert_eq!(env["CLOUDJOB_LEADER_ELECTION_LEASE_SECONDS"], "15");
 
     let pdb = rendered.get("PodDisruptionBudget", RELEASE_NAMESPACE, FULLNAME)?;
     assert_eq!(pdb["spec"]["maxUnavailable"], 1);

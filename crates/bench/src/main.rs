@@ -73,6 +73,10 @@ struct Args {
     #[arg(long)]
     out: Option<PathBuf>,
 
+    /// Only redraw the plot and reprint the tables of the results in this directory (no run).
+    #[arg(long, value_name = "DIR")]
+    replot: Option<PathBuf>,
+
     /// The operator binary to measure (default: `cargo build --release` of it, then target/release).
     #[arg(long)]
     operator_bin: Option<PathBuf>,
@@ -81,6 +85,9 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(dir) = &args.replot {
+        return replot(dir);
+    }
     if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
         bail!("--time-scale must be a positive number");
     }
@@ -146,5 +153,25 @@ async fn main() -> anyhow::Result<()> {
         "results: {0}/results.json, {0}/detection-vs-requests.svg, {0}/jobs-N-MODE.csv",
         out.display()
     );
+    Ok(())
+}
+
+/// Redraws `detection-vs-requests.svg` and reprints the tables from `results.json` and the per-job CSVs.
+fn replot(dir: &std::path::Path) -> anyhow::Result<()> {
+    let results = report::read_json(&dir.join("results.json"))?;
+    let mut plotted = Vec::new();
+    for run in results.runs {
+        println!("\n{}", report::table(&run));
+        let mut sets = Vec::new();
+        for m in &run.modes {
+            let csv = dir.join(format!("jobs-{}-{}.csv", run.jobs, m.mode.as_str()));
+            sets.push(cloudjob_bench::run::JobRecordSet {
+                mode: m.mode,
+                jobs: report::read_csv(&csv)?,
+            });
+        }
+        plotted.push((run, sets));
+    }
+    std::fs::write(dir.join("detection-vs-requests.svg"), svg::plot(&plotted))?;
     Ok(())
 }

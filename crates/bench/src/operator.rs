@@ -145,7 +145,7 @@ impl OperatorProcess {
 }
 
 /// What /proc says about a process.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProcessUsage {
     /// VmHWM: the peak resident set size, in MiB.
     pub peak_rss_mib: f64,

@@ -3,7 +3,7 @@
 use std::{fmt::Write as _, path::Path};
 
 use anyhow::Context as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     Mode,
@@ -14,10 +14,10 @@ use crate::{
 #[derive(Clone, Debug, Serialize)]
 pub struct JobRecord {
     pub name: String,
-    pub kind: &'static str,
+    pub kind: String,
     pub duration_secs: f64,
     pub fails: bool,
-    pub phase: Option<&'static str>,
+    pub phase: Option<String>,
     pub requests: u64,
     pub status_writes: u32,
     pub distinct_states: u32,
@@ -27,7 +27,7 @@ pub struct JobRecord {
 }
 
 /// Everything one invocation measured, as written to `results.json`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct BenchResults {
     pub command: String,
     pub started_at: String,
@@ -35,7 +35,7 @@ pub struct BenchResults {
     pub runs: Vec<RunResult>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Machine {
     pub cpus: usize,
     pub memory_gib: Option<f64>,
@@ -81,7 +81,7 @@ pub fn write_csv(records: &[JobRecord], path: &Path) -> anyhow::Result<()> {
             r.kind,
             r.duration_secs,
             r.fails,
-            r.phase.unwrap_or(""),
+            r.phase.as_deref().unwrap_or(""),
             r.requests,
             r.status_writes,
             r.distinct_states,
@@ -93,6 +93,41 @@ pub fn write_csv(records: &[JobRecord], path: &Path) -> anyhow::Result<()> {
         );
     }
     std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub fn read_json(path: &Path) -> anyhow::Result<BenchResults> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a results file", path.display()))
+}
+
+/// Reads a per-job CSV written by [`write_csv`] (for re-plotting finished runs).
+pub fn read_csv(path: &Path) -> anyhow::Result<Vec<JobRecord>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut records = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let bad = || format!("{}:{}: malformed line", path.display(), i + 1);
+        if f.len() != 11 {
+            anyhow::bail!(bad());
+        }
+        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        records.push(JobRecord {
+            name: f[0].to_string(),
+            kind: f[1].to_string(),
+            duration_secs: f[2].parse().with_context(bad)?,
+            fails: f[3].parse().with_context(bad)?,
+            phase: opt(f[4]),
+            requests: f[5].parse().with_context(bad)?,
+            status_writes: f[6].parse().with_context(bad)?,
+            distinct_states: f[7].parse().with_context(bad)?,
+            writes_after_terminal: f[8].parse().with_context(bad)?,
+            detection_delay_secs: opt(f[9]).map(|d| d.parse()).transpose().with_context(bad)?,
+            requests_after_terminal: f[10].parse().with_context(bad)?,
+        });
+    }
+    Ok(records)
 }
 
 fn mode_label(run: &RunResult, mode: Mode) -> String {
@@ -290,6 +325,41 @@ mod tests {
             watch_listings: 1,
             watch_errors: 0,
         }
+    }
+
+    #[test]
+    fn csv_round_trips() {
+        let record = JobRecord {
+            name: "job-00001".into(),
+            kind: "ims-linear".into(),
+            duration_secs: 12.5,
+            fails: true,
+            phase: Some("Failed".into()),
+            requests: 7,
+            status_writes: 4,
+            distinct_states: 4,
+            writes_after_terminal: 0,
+            detection_delay_secs: Some(1.25),
+            requests_after_terminal: 0,
+        };
+        let unseen = JobRecord {
+            phase: None,
+            detection_delay_secs: None,
+            ..record.clone()
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("jobs.csv");
+        write_csv(&[record, unseen], &path).expect("written");
+        let back = read_csv(&path).expect("read");
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[0].phase.as_deref(), Some("Failed"));
+        assert_eq!(back[0].detection_delay_secs, Some(1.25));
+        assert_eq!(
+            (back[1].phase.clone(), back[1].detection_delay_secs),
+            (None, None)
+        );
+        std::fs::write(&path, "header\nnot,enough\n").expect("written");
+        assert!(read_csv(&path).is_err());
     }
 
     #[test]

@@ -26,7 +26,7 @@ use k8s_openapi::{
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{Api, Client, api::PostParams};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::{
@@ -42,7 +42,7 @@ const AK: &str = "sim-ak";
 const SK: &str = "sim-sk";
 
 /// The results of one N.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunResult {
     pub jobs: usize,
     pub time_scale: f64,
@@ -59,7 +59,7 @@ pub struct RunResult {
 }
 
 /// The results of one mode within a run.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ModeResult {
     pub mode: Mode,
     pub jobs: usize,
@@ -108,7 +108,7 @@ pub struct ModeResult {
 }
 
 /// The operator restarted once all jobs were terminal: what reached the terminal jobs afterwards.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RestartCheck {
     pub window_secs: f64,
     /// GETs of terminal jobs after the restart began (must be 0).
@@ -536,10 +536,10 @@ fn measure(
         last_true_end = last_true_end.max(terminal_at);
         records.push(JobRecord {
             name: job.name.clone(),
-            kind: job.kind.name(),
+            kind: job.kind.name().to_string(),
             duration_secs: job.duration_secs,
             fails: job.fails,
-            phase: view.phase.map(Phase::as_str),
+            phase: view.phase.map(|p| p.as_str().to_string()),
             requests: stats.as_ref().map_or(0, |s| s.total_requests),
             status_writes: view.status_writes,
             distinct_states: view.states.len() as u32,

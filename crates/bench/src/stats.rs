@@ -1,9 +1,9 @@
 //! Summaries of per-job numbers.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Mean, median, 95th percentile and extremes of a sample (nearest-rank percentiles).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Dist {
     pub count: usize,
     pub mean: f64,

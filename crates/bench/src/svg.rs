@@ -54,7 +54,7 @@ fn sample(records: &[JobRecord]) -> impl Iterator<Item = &JobRecord> {
 pub fn plot(runs: &[(RunResult, Vec<JobRecordSet>)]) -> String {
     let panels = runs.len().max(1) as f64;
     let width = PANEL_W * panels;
-    let height = PANEL_H + 40.0;
+    let height = PANEL_H + 66.0;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -68,27 +68,25 @@ pub fn plot(runs: &[(RunResult, Vec<JobRecordSet>)]) -> String {
     for (i, (run, sets)) in runs.iter().enumerate() {
         panel(&mut s, i as f64 * PANEL_W, run, sets);
     }
-    // Legend under the panels.
-    let y = PANEL_H + 22.0;
-    let mut x = 20.0;
+    // Legend under the panels, one entry per line so that it fits a single panel too.
+    let mut y = PANEL_H + 14.0;
     for mode in [Mode::Adaptive, Mode::Fixed] {
         let label = match mode {
             Mode::Adaptive => "adaptive",
-            Mode::Fixed => "fixed interval (10 s)",
+            Mode::Fixed => "fixed interval (10 s, the Terraform waiter)",
         };
         let _ = writeln!(
             s,
-            r#"<circle cx="{x}" cy="{y}" r="4" fill="{c}" fill-opacity="0.5"/><text x="{}" y="{}">{label}: one dot per job (sampled)</text>"#,
-            x + 8.0,
+            r#"<circle cx="24" cy="{y}" r="4" fill="{c}" fill-opacity="0.6"/><text x="34" y="{}">{label}: one dot per job (at most {MAX_POINTS} per panel)</text>"#,
             y + 4.0,
             c = color(mode)
         );
-        x += 300.0;
+        y += 18.0;
     }
     let _ = writeln!(
         s,
-        r#"<path d="M {x} {y} l 6 -6 l 6 6 l -6 6 z" transform="translate(-6 0)" fill="white" stroke="black" stroke-width="1.5"/><text x="{}" y="{}">large marker: mean GETs, median delay</text>"#,
-        x + 10.0,
+        r#"<path d="M 24 {} l 6 6 l -6 6 l -6 -6 z" fill="white" stroke="black" stroke-width="1.5"/><text x="34" y="{}">diamond: the mode's mean GETs per job and median delay</text>"#,
+        y - 6.0,
         y + 4.0
     );
     s.push_str("</svg>\n");
@@ -131,7 +129,7 @@ fn panel(s: &mut String, x0: f64, run: &RunResult, sets: &[JobRecordSet]) {
             let x = px(v);
             let _ = writeln!(
                 s,
-                r##"<line x1="{x}" y1="{top}" x2="{x}" y2="{}" stroke="#ddd"/><text x="{x}" y="{}" text-anchor="middle">{v}</text>"##,
+                r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{}" stroke="#ddd"/><text x="{x:.1}" y="{}" text-anchor="middle">{v}</text>"##,
                 top + h,
                 top + h + 16.0
             );
@@ -143,7 +141,7 @@ fn panel(s: &mut String, x0: f64, run: &RunResult, sets: &[JobRecordSet]) {
         let y = py(v);
         let _ = writeln!(
             s,
-            r##"<line x1="{left}" y1="{y}" x2="{}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
+            r##"<line x1="{left}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
             left + w,
             left - 6.0,
             y + 4.0,

@@ -99,7 +99,7 @@ async fn bench_smoke_100_jobs_both_modes() {
                 "{job:?}"
             );
             let expected = if job.fails { "Failed" } else { "Succeeded" };
-            assert_eq!(job.phase, Some(expected), "{job:?}");
+            assert_eq!(job.phase.as_deref(), Some(expected), "{job:?}");
         }
     }
     let table = cloudjob_bench::report::table(&run);

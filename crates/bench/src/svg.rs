@@ -73,11 +73,11 @@ pub fn plot(runs: &[(RunResult, Vec<JobRecordSet>)]) -> String {
     for mode in [Mode::Adaptive, Mode::Fixed] {
         let label = match mode {
             Mode::Adaptive => "adaptive",
-            Mode::Fixed => "fixed interval (10 s, the Terraform waiter)",
+            Mode::Fixed => "fixed 10 s (Terraform waiter)",
         };
         let _ = writeln!(
             s,
-            r#"<circle cx="24" cy="{y}" r="4" fill="{c}" fill-opacity="0.6"/><text x="34" y="{}">{label}: one dot per job (at most {MAX_POINTS} per panel)</text>"#,
+            r#"<circle cx="24" cy="{y}" r="4" fill="{c}" fill-opacity="0.6"/><text x="34" y="{}">{label}: one dot per job, ≤ {MAX_POINTS} per panel</text>"#,
             y + 4.0,
             c = color(mode)
         );
@@ -166,14 +166,16 @@ fn panel(s: &mut String, x0: f64, run: &RunResult, sets: &[JobRecordSet]) {
     );
     for set in sets {
         let c = color(set.mode);
-        for r in sample(&set.jobs) {
+        for (i, r) in sample(&set.jobs).enumerate() {
             let Some(delay) = r.detection_delay_secs else {
                 continue;
             };
+            // GET counts are integers: spread each column a little (±3 px) so stacked dots stay visible.
+            let jitter = (i % 7) as f64 - 3.0;
             let _ = write!(
                 s,
                 r#"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="{c}" fill-opacity="0.45"/>"#,
-                px(r.requests as f64),
+                px(r.requests as f64) + jitter,
                 py(delay)
             );
         }

@@ -14,6 +14,9 @@ pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(2);
 /// Default longest interval between two polls of one job.
 pub const DEFAULT_MAX_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Below this many expected remaining seconds, the next poll aims just past the expected finish.
+const NEAR_FINISH_SECS: f64 = 15.0;
+
 /// How the operator spaces polls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PollMode {
@@ -80,11 +83,18 @@ fn adaptive(status: &CloudJobStatus, created: Option<Timestamp>, now: Timestamp)
         .unwrap_or(now);
     let elapsed = now.duration_since(since).as_secs_f64().max(0.0);
     match status.progress {
-        // With progress p% after `elapsed`, a steady job needs elapsed*(100-p)/p more. Poll at half of that:
-        // the estimate sharpens as the end nears, so polls converge on the finish.
+        // With p% done after `elapsed`, a steady job needs elapsed*(100-p)/p more. Far from the end, poll at
+        // 60% of that, so the estimate sharpens as the end nears; close to it, poll just after the expected
+        // finish, so the finish is seen in one request instead of creeping up on it.
         Some(p) if (1..100).contains(&p) && elapsed >= 1.0 => {
             let remaining = elapsed * f64::from(100 - p) / f64::from(p);
-            Duration::from_secs_f64((remaining * 0.5).min(elapsed.max(1.0)))
+            let aim = if remaining <= NEAR_FINISH_SECS {
+                remaining * 1.1 + 1.0
+            } else {
+                remaining * 0.6
+            };
+            // Progress early in a job is a poor predictor: never more than double the job's age.
+            Duration::from_secs_f64(aim.min(2.0 * elapsed))
         }
         // Without progress, a job that has run for t seconds will likely run a while longer: wait t/4.
         _ => Duration::from_secs_f64(elapsed * 0.25),
@@ -156,16 +166,23 @@ mod tests {
     #[test]
     fn progress_aims_at_the_expected_finish() {
         let cj = cloudjob("a");
-        // 90% after 180 s: about 20 s left, so poll in 10 s rather than in 45 s.
-        assert_eq!(
-            next_interval(&cj, &status(0, Some(90)), PollMode::Adaptive, at(180), 1.0),
-            Duration::from_secs(10)
-        );
+        let i = |started, progress, now| {
+            next_interval(
+                &cj,
+                &status(started, Some(progress)),
+                PollMode::Adaptive,
+                at(now),
+                1.0,
+            )
+        };
+        // 80% after 160 s: about 40 s left, so poll in 24 s rather than in 40 s (a quarter of its age).
+        assert_eq!(i(0, 80, 160), Duration::from_secs(24));
+        // 95% after 190 s: about 10 s left, so poll just after the expected finish (12 s).
+        assert_eq!(i(0, 95, 190), Duration::from_secs(12));
         // 10% after 60 s: about 540 s left; capped by the maximum.
-        assert_eq!(
-            next_interval(&cj, &status(0, Some(10)), PollMode::Adaptive, at(60), 1.0),
-            Duration::from_secs(60)
-        );
+        assert_eq!(i(0, 10, 60), DEFAULT_MAX_INTERVAL);
+        // Early progress never stretches the interval beyond twice the job's age.
+        assert_eq!(i(0, 2, 3), Duration::from_secs(6));
     }
 
     #[test]

@@ -560,7 +560,7 @@ async fn publish_events(
                 EventType::Normal
             },
             reason: spec.reason.clone(),
-            note: Some(truncate(&spec.note, MAX_EVENT_NOTE)),
+            note: Some(crate::text::prefix(&spec.note, MAX_EVENT_NOTE).to_string()),
             action: spec.action.to_string(),
             secondary: None,
         };
@@ -569,17 +569,6 @@ async fn publish_events(
             Err(e) => warn!(reason = %spec.reason, error = %e, "cannot publish event"),
         }
     }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
 }
 
 #[cfg(test)]
@@ -652,12 +641,5 @@ mod tests {
             &cj,
         );
         assert_eq!(reason, Reason::JobNotFound);
-    }
-
-    #[test]
-    fn event_notes_are_cut_at_a_char_boundary() {
-        let s = "é".repeat(600);
-        let cut = truncate(&s, MAX_EVENT_NOTE);
-        assert!(cut.len() <= MAX_EVENT_NOTE && cut.chars().all(|c| c == 'é'));
     }
 }

@@ -19,6 +19,7 @@ pub mod server;
 pub mod status;
 #[cfg(test)]
 mod test_support;
+pub mod text;
 
 use std::sync::{
     Arc,

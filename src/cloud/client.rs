@@ -311,14 +311,12 @@ fn describe_transport_error(e: &reqwest::Error) -> String {
 }
 
 fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
+    let cut = crate::text::prefix(s, max);
+    if cut.len() < s.len() {
+        format!("{cut}…")
+    } else {
+        cut.to_string()
     }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]

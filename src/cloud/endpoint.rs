@@ -81,26 +81,15 @@ pub fn rate_limit_key(url: &Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{SecretReference, Service};
+    use crate::crd::Service;
 
     fn spec(service: Service, cloud: Cloud, region: &str, endpoint: Option<&str>) -> CloudJobSpec {
-        CloudJobSpec {
-            service,
-            region: region.into(),
-            project_id: "p".into(),
-            job_id: "j".into(),
-            cloud,
-            endpoint: endpoint.map(Into::into),
-            credentials_secret_ref: SecretReference {
-                name: "s".into(),
-                namespace: None,
-                access_key_key: None,
-                secret_key_key: None,
-                security_token_key: None,
-            },
-            polling: None,
-            active_deadline_seconds: None,
-        }
+        let mut spec = crate::test_support::cloudjob("a").spec;
+        spec.service = service;
+        spec.cloud = cloud;
+        spec.region = region.into();
+        spec.endpoint = endpoint.map(Into::into);
+        spec
     }
 
     #[test]

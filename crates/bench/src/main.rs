@@ -73,9 +73,10 @@ struct Args {
     #[arg(long)]
     out: Option<PathBuf>,
 
-    /// Only redraw the plot and reprint the tables of the results in this directory (no run).
-    #[arg(long, value_name = "DIR")]
-    replot: Option<PathBuf>,
+    /// Only redraw the plot and reprint the tables of earlier runs (no run): the results of these
+    /// directories, comma-separated, in one plot written to --out (default: the first directory).
+    #[arg(long, value_name = "DIR,...", value_delimiter = ',')]
+    replot: Vec<PathBuf>,
 
     /// The operator binary to measure (default: `cargo build --release` of it, then target/release).
     #[arg(long)]
@@ -85,8 +86,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(dir) = &args.replot {
-        return replot(dir);
+    if let Some(first) = args.replot.first() {
+        return replot(&args.replot, args.out.as_deref().unwrap_or(first));
     }
     if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
         bail!("--time-scale must be a positive number");
@@ -157,7 +158,24 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Redraws `detection-vs-requests.svg` and reprints the tables from `results.json` and the per-job CSVs.
-fn replot(dir: &std::path::Path) -> anyhow::Result<()> {
+fn replot(dirs: &[PathBuf], out: &std::path::Path) -> anyhow::Result<()> {
+    let mut plotted = Vec::new();
+    for dir in dirs {
+        plotted.extend(load_runs(dir)?);
+    }
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join("detection-vs-requests.svg"), svg::plot(&plotted))?;
+    Ok(())
+}
+
+fn load_runs(
+    dir: &std::path::Path,
+) -> anyhow::Result<
+    Vec<(
+        cloudjob_bench::run::RunResult,
+        Vec<cloudjob_bench::run::JobRecordSet>,
+    )>,
+> {
     let results = report::read_json(&dir.join("results.json"))?;
     let mut plotted = Vec::new();
     for run in results.runs {
@@ -172,6 +190,5 @@ fn replot(dir: &std::path::Path) -> anyhow::Result<()> {
         }
         plotted.push((run, sets));
     }
-    std::fs::write(dir.join("detection-vs-requests.svg"), svg::plot(&plotted))?;
-    Ok(())
+    Ok(plotted)
 }

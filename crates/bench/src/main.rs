@@ -26,7 +26,7 @@ struct Args {
     jobs: Vec<usize>,
 
     /// Divides the job durations (5 s to 20 min, log-uniform); the operator's poll intervals stay as they
-    /// are. The default 4 keeps a default run around 12 minutes; 1 is the faithful setting.
+    /// are. The default keeps a default run around 10 minutes; 1 is the faithful setting.
     #[arg(long, default_value_t = DEFAULT_TIME_SCALE)]
     time_scale: f64,
 

@@ -87,7 +87,13 @@ impl Default for Settings {
 pub struct Shared {
     pub client: Client,
     pub cloud: CloudClient,
-    pub recorder: Recorder,
+    /// Publishes Warning events. Its cache folds a repeated warning (a job throttled again and again) into
+    /// one Event with a growing series count.
+    pub warnings: Recorder,
+    /// Normal events are one per transition and never repeat, so folding has nothing to fold: each is
+    /// published through a fresh Recorder, instead of keeping every one in a shared 6-minute cache
+    /// (kube-runtime's), which at 10,000 jobs was the bulk of the operator's memory.
+    reporter: Reporter,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
     credentials: CredentialCache,
@@ -104,7 +110,8 @@ impl Shared {
         reporter: Reporter,
     ) -> Shared {
         Shared {
-            recorder: Recorder::new(client.clone(), reporter),
+            warnings: Recorder::new(client.clone(), reporter.clone()),
+            reporter,
             client,
             cloud,
             metrics,
@@ -564,7 +571,14 @@ async fn publish_events(
             action: spec.action.to_string(),
             secondary: None,
         };
-        match shared.recorder.publish(&event, &reference).await {
+        let published = if spec.warning {
+            shared.warnings.publish(&event, &reference).await
+        } else {
+            Recorder::new(shared.client.clone(), shared.reporter.clone())
+                .publish(&event, &reference)
+                .await
+        };
+        match published {
             Ok(()) => shared.metrics.event_published(spec.warning, &spec.reason),
             Err(e) => warn!(reason = %spec.reason, error = %e, "cannot publish event"),
         }

@@ -229,9 +229,10 @@ pub fn classify(
         .as_ref()
         .and_then(model::error_code)
         .unwrap_or_default();
+    // The code is shown separately by CloudError's message, so only the text goes here.
     let message = json
         .as_ref()
-        .and_then(model::error_summary)
+        .and_then(model::error_message)
         .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect());
     let message = truncate(&message, 300);
     let status_u16 = status.as_u16();
@@ -409,7 +410,7 @@ mod tests {
         let err = classify(StatusCode::UNAUTHORIZED, None, gw).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "the cloud API rejected the credentials (HTTP 401 APIGW.0301): APIGW.0301: Incorrect IAM authentication information"
+            "the cloud API rejected the credentials (HTTP 401 APIGW.0301): Incorrect IAM authentication information"
         );
     }
 

@@ -216,6 +216,15 @@ pub fn error_summary(value: &Value) -> Option<String> {
     None
 }
 
+/// The error message alone, from either documented error body.
+pub fn error_message(value: &Value) -> Option<String> {
+    value
+        .get("error")
+        .and_then(|e| text(e.get("message")))
+        .or_else(|| text(value.get("error_msg")))
+        .or_else(|| text(value.get("message")))
+}
+
 /// The error code alone, from either documented error body.
 pub fn error_code(value: &Value) -> Option<String> {
     value

@@ -661,22 +661,10 @@ async fn uninstall_leaves_only_the_crd(cp: &ControlPlane, manifest: &Path) -> Re
 }
 
 async fn crd_is_established(cp: &ControlPlane) -> Result<()> {
-    let crds: Api<CustomResourceDefinition> = Api::all(cp.client());
-    cloudjob_testenv::wait_for(
+    cloudjob_testenv::wait_for_crd_established(
+        &cp.client(),
+        CRD_NAME,
         std::time::Duration::from_secs(30),
-        "the CRD to be established",
-        || {
-            let crds = crds.clone();
-            async move {
-                let crd = crds.get(CRD_NAME).await.ok()?;
-                let established = crd
-                    .status?
-                    .conditions?
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True");
-                established.then_some(())
-            }
-        },
     )
     .await
 }

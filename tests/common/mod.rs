@@ -12,10 +12,7 @@ use std::{
 use cloudjob_operator::crd::{CloudJob, CloudJobStatus};
 use cloudjob_sim::{SimConfig, Simulator};
 use cloudjob_testenv::{ControlPlane, free_port, wait_for};
-use k8s_openapi::{
-    api::core::v1::{Namespace, Secret},
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::{
     Api, Client,
     api::{DeleteParams, ListParams, PostParams},
@@ -55,19 +52,11 @@ impl Env {
             "kubectl apply of the CRD failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        wait_for(Duration::from_secs(30), "the CRD to be established", || {
-            let crds = crds.clone();
-            async move {
-                let crd = crds.get("cloudjobs.cloudjob.io").await.ok()?;
-                let established = crd
-                    .status?
-                    .conditions?
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True");
-                established.then_some(())
-            }
-        })
+        cloudjob_testenv::wait_for_crd_established(
+            &client,
+            "cloudjobs.cloudjob.io",
+            Duration::from_secs(30),
+        )
         .await
         .expect("CRD established");
         let sim = Simulator::start(sim_config)

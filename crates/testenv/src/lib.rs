@@ -27,4 +27,4 @@ pub use binaries::{Binaries, binaries, cache_dir, repo_root};
 pub use control_plane::{ControlPlane, EXISTING_KUBECONFIG_ENV};
 pub use detached::{DetachedProcess, DetachedState, STATE_FILE, remove_dir};
 pub use process::process_is_running;
-pub use util::{free_port, wait_for};
+pub use util::{free_port, wait_for, wait_for_crd_established};

@@ -288,3 +288,61 @@ mod tests {
         assert_ne!(change(&cj), change(&edited));
     }
 }
+
+/// A controller context around a mocked Kubernetes API, for the fast tests of `apply` and `reconcile`.
+#[cfg(test)]
+pub(crate) mod mock {
+    use super::*;
+    use crate::cloud::client::ClientSettings;
+    use http::{Request, Response};
+    use kube::client::Body;
+
+    pub type ApiHandle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+    /// A context whose Kubernetes client talks to the returned handle.
+    pub fn context() -> (Arc<Context>, ApiHandle) {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "default");
+        let cloud = CloudClient::new(&ClientSettings::default()).expect("http client");
+        let shared = Shared::new(client, cloud, Arc::new(Metrics::new()), Config::default());
+        let (secrets, _writer) = reflector::store();
+        let context = Context {
+            shared: Arc::new(shared),
+            secrets,
+        };
+        (Arc::new(context), handle)
+    }
+
+    /// The next request the code under test sends, with its body as JSON (`Null` when empty).
+    pub async fn next_request(
+        handle: &mut ApiHandle,
+    ) -> (
+        http::Method,
+        String,
+        serde_json::Value,
+        tower_test::mock::SendResponse<Response<Body>>,
+    ) {
+        let (request, send) = handle
+            .next_request()
+            .await
+            .expect("a request to the API server");
+        let (parts, body) = request.into_parts();
+        let bytes = body.collect_bytes().await.expect("request body");
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (parts.method, parts.uri.to_string(), json, send)
+    }
+
+    /// Answers with `status` and a JSON body.
+    pub fn respond(
+        send: tower_test::mock::SendResponse<Response<Body>>,
+        status: u16,
+        body: serde_json::Value,
+    ) {
+        let response = Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(&body).expect("json")))
+            .expect("response");
+        send.send_response(response);
+    }
+}

@@ -66,27 +66,28 @@ async fn reconcile_job(cj: &CloudJob, ctx: &Context) -> Result<Action, Error> {
         jitter,
     );
     apply::apply(cj, &plan, ctx).await?;
-    Ok(requeue(cj, plan.next, ctx))
+    Ok(next_delay(cj, plan.next, ctx).map_or_else(Action::await_change, Action::requeue))
 }
 
-/// The plan's next step as a requeue. Runs only after the status was written, so that a status write
-/// that keeps failing keeps growing the back-off instead of resetting it.
-fn requeue(cj: &CloudJob, next: Next, ctx: &Context) -> Action {
+/// The plan's next step as a delay (`None`: wait for a change of the object). Runs only after the status
+/// was written, so that a status write that keeps failing keeps growing the back-off instead of
+/// resetting it.
+fn next_delay(cj: &CloudJob, next: Next, ctx: &Context) -> Option<Duration> {
     let shared = &ctx.shared;
     let key = || object_ref(cj);
     match next {
         Next::AwaitChange => {
             shared.backoffs.forget(&key());
-            Action::await_change()
+            None
         }
         Next::Poll(delay) => {
             shared.backoffs.forget(&key());
             shared.metrics.poll_scheduled(delay);
-            Action::requeue(delay)
+            Some(delay)
         }
         Next::Retry { after, at_most } => {
             let delay = after.unwrap_or_else(|| shared.backoffs.next(&key()));
-            Action::requeue(at_most.map_or(delay, |limit| delay.min(limit)))
+            Some(at_most.map_or(delay, |limit| delay.min(limit)))
         }
     }
 }
@@ -152,6 +153,150 @@ impl Backoffs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{controller::mock, test_support::cloudjob};
+    use cloudjob_sim::{JobSpec, Service, SimConfig, Simulator};
+    use http::Method;
+    use kube::core::{DeserializeGuard, ObjectMeta, error_boundary::InvalidObject};
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn one_reconcile_reads_the_secret_polls_once_writes_status_and_announces_it() {
+        let sim = Simulator::start(SimConfig::default())
+            .await
+            .expect("simulator");
+        let created = sim
+            .create_job(
+                JobSpec::new(
+                    Service::Ims,
+                    "0123456789abcdef0123456789abcdef",
+                    "createImage",
+                )
+                .duration_secs(3600.0),
+            )
+            .expect("job");
+        let mut cj = cloudjob("a");
+        cj.spec.job_id = created.job_id.clone();
+        cj.spec.endpoint = Some(sim.endpoint(Service::Ims));
+        let (ctx, mut api) = mock::context();
+        let task = tokio::spawn({
+            let ctx = ctx.clone();
+            let cj = cj.clone();
+            async move { reconcile(Arc::new(DeserializeGuard(Ok(cj))), ctx).await }
+        });
+
+        let (method, uri, _, send) = mock::next_request(&mut api).await;
+        assert_eq!(
+            (method, uri.as_str()),
+            (Method::GET, "/api/v1/namespaces/ns/secrets/creds")
+        );
+        mock::respond(
+            send,
+            200,
+            json!({"apiVersion": "v1", "kind": "Secret",
+                   "metadata": {"name": "creds", "namespace": "ns", "resourceVersion": "7"},
+                   "data": {"accessKey": "c2ltLWFr", "secretKey": "c2ltLXNr"}}),
+        );
+        let (method, uri, body, send) = mock::next_request(&mut api).await;
+        assert_eq!(method, Method::PATCH);
+        assert!(uri.contains("/cloudjobs/a/status"), "{uri}");
+        assert_eq!(body["status"]["phase"], "Running", "{body}");
+        assert_eq!(body["status"]["jobStatus"], "RUNNING");
+        let mut written = cj.clone();
+        written.status = serde_json::from_value(body["status"].clone()).expect("status");
+        mock::respond(send, 200, serde_json::to_value(&written).expect("json"));
+        let (_, uri, body, send) = mock::next_request(&mut api).await;
+        assert!(uri.contains("/events"), "{uri}");
+        assert_eq!(body["reason"], "Started");
+        mock::respond(send, 201, body);
+
+        let action = task.await.expect("task").expect("reconciled");
+        // A job that has just started is polled again at the shortest interval.
+        assert_eq!(action, Action::requeue(crate::poll::DEFAULT_MIN_INTERVAL));
+        let stats = sim.job_stats(&created.job_id).expect("stats");
+        assert_eq!(stats.total_requests, 1, "one signed GET per reconcile");
+        assert_eq!(stats.by_http_status.get(&200), Some(&1));
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_cloudjob_is_announced_and_left_alone() {
+        let (ctx, mut api) = mock::context();
+        let invalid = DeserializeGuard::<CloudJob>(Err(InvalidObject {
+            error: "status.progress: invalid value: 3000000000, expected i32".into(),
+            metadata: ObjectMeta {
+                name: Some("bad".into()),
+                namespace: Some("ns".into()),
+                ..Default::default()
+            },
+        }));
+        let task = tokio::spawn({
+            let ctx = ctx.clone();
+            async move { reconcile(Arc::new(invalid), ctx).await }
+        });
+        let (method, uri, body, send) = mock::next_request(&mut api).await;
+        assert_eq!(method, Method::POST);
+        assert!(uri.contains("/namespaces/ns/events"), "{uri}");
+        assert_eq!(
+            (body["type"].as_str(), body["reason"].as_str()),
+            (Some("Warning"), Some("InvalidObject"))
+        );
+        assert!(
+            body["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("3000000000")),
+            "{body}"
+        );
+        mock::respond(send, 201, body);
+        assert_eq!(
+            task.await.expect("task").expect("no error"),
+            Action::await_change()
+        );
+        drop(ctx);
+        assert!(
+            api.next_request().await.is_none(),
+            "no status write for an object that cannot be read"
+        );
+    }
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[tokio::test]
+    async fn failed_polls_back_off_until_one_succeeds_and_retry_after_wins() {
+        let (ctx, _api) = mock::context();
+        let cj = cloudjob("a");
+        let retry = Next::Retry {
+            after: None,
+            at_most: None,
+        };
+        let first = next_delay(&cj, retry, &ctx).expect("requeue");
+        let second = next_delay(&cj, retry, &ctx).expect("requeue");
+        assert!((2 * SECOND..4 * SECOND).contains(&first), "{first:?}");
+        assert!(second >= 4 * SECOND, "the back-off grows: {second:?}");
+        let throttled = Next::Retry {
+            after: Some(7 * SECOND),
+            at_most: None,
+        };
+        assert_eq!(next_delay(&cj, throttled, &ctx), Some(7 * SECOND));
+        let near_deadline = Next::Retry {
+            after: Some(7 * SECOND),
+            at_most: Some(3 * SECOND),
+        };
+        assert_eq!(next_delay(&cj, near_deadline, &ctx), Some(3 * SECOND));
+        assert_eq!(
+            next_delay(&cj, Next::Poll(5 * SECOND), &ctx),
+            Some(5 * SECOND)
+        );
+        let after_success = next_delay(&cj, retry, &ctx).expect("requeue");
+        assert!(
+            after_success < 4 * SECOND,
+            "a successful poll starts the back-off over: {after_success:?}"
+        );
+        assert_eq!(next_delay(&cj, Next::AwaitChange, &ctx), None);
+        assert_eq!(
+            ctx.shared.backoffs.len(),
+            0,
+            "a finished job keeps no back-off"
+        );
+    }
 
     fn key(name: &str) -> ObjectRef<WatchedCloudJob> {
         ObjectRef::new(name).within("ns")

@@ -839,4 +839,158 @@ mod tests {
         assert!(!s.contains("very-secret"));
         assert!(!s.contains("tok-secret"));
     }
+
+    #[test]
+    fn an_encoded_slash_splits_the_segment_like_the_sdks() {
+        for profile in Profile::ALL {
+            assert_eq!(canonical_uri(profile, "/a%2Fb/c"), "/a/b/c/");
+            assert_eq!(canonical_uri(profile, "/a%2fb"), "/a/b/");
+            // Decoding happens once: `%252F` is a literal `%2F`, re-encoded as `%252F`.
+            assert_eq!(canonical_uri(profile, "/a%252Fb"), "/a%252Fb/");
+            // Empty segments and a trailing slash survive.
+            assert_eq!(canonical_uri(profile, "//a//"), "//a//");
+        }
+    }
+
+    #[test]
+    fn plus_is_literal_in_a_path_and_a_space_in_a_query() {
+        for profile in Profile::ALL {
+            assert_eq!(canonical_uri(profile, "/a+b%20c"), "/a%2Bb%20c/");
+            assert_eq!(canonical_query(profile, "a+b=c+d%2B"), "a%20b=c%20d%2B");
+        }
+    }
+
+    #[test]
+    fn query_pairs_sort_by_decoded_key_then_value() {
+        for profile in Profile::ALL {
+            // Decoded `.` (0x2E) sorts before `/` (0x2F), though encoded `%2F` sorts before `.`.
+            assert_eq!(canonical_query(profile, "a=%2F&a=."), "a=.&a=%2F");
+            assert_eq!(canonical_query(profile, "k%2F=1&k.=2"), "k.=2&k%2F=1");
+            // A key without `=` has the empty value; empty pairs are dropped; `=` splits once.
+            assert_eq!(canonical_query(profile, "b&&a=x=y&c="), "a=x%3Dy&b=&c=");
+            // Unreserved characters encoded for no reason canonicalise to themselves.
+            assert_eq!(canonical_query(profile, "%61%7e=%2d"), "a~=-");
+        }
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_kept_by_go_and_replaced_by_python() {
+        assert_eq!(canonical_uri(Profile::GoSdk, "/a%FF"), "/a%FF/");
+        assert_eq!(canonical_uri(Profile::PythonSdk, "/a%FF"), "/a%EF%BF%BD/");
+        assert_eq!(canonical_query(Profile::GoSdk, "k=%E4%B8"), "k=%E4%B8");
+        // A truncated sequence is one U+FFFD, as Python's `errors="replace"` gives.
+        assert_eq!(
+            canonical_query(Profile::PythonSdk, "k=%E4%B8"),
+            "k=%EF%BF%BD"
+        );
+    }
+
+    fn signed_line(h: &HeaderMap) -> String {
+        auth(h)
+            .split("SignedHeaders=")
+            .nth(1)
+            .and_then(|s| s.split(',').next())
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn content_type_rules_differ_between_the_sdks() {
+        let uri: http::Uri = "https://h/x".parse().unwrap();
+        let now = at("20240101T000000Z");
+        let sign_with = |profile, content_type: &str, body: &[u8]| {
+            let mut h = HeaderMap::new();
+            h.insert(CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap());
+            sign_as(profile, &creds(), &Method::POST, &uri, &mut h, body, now).unwrap();
+            h
+        };
+        // JSON: hashed by both; only Python signs Content-Type (and adds Host).
+        let go = sign_with(Profile::GoSdk, "application/json", b"{}");
+        assert_eq!(signed_line(&go), "x-sdk-date");
+        let py = sign_with(Profile::PythonSdk, "application/json", b"{}");
+        assert_eq!(signed_line(&py), "content-type;host;x-sdk-date");
+        // Anything else is sent unsigned by both.
+        let go = sign_with(Profile::GoSdk, "text/plain", b"body");
+        assert_eq!(go[CONTENT_SHA256_HEADER], UNSIGNED_PAYLOAD);
+        assert_eq!(signed_line(&go), "x-sdk-content-sha256;x-sdk-date");
+        let signed = vec![CONTENT_SHA256_HEADER.to_owned()];
+        let creq = canonical_request(Profile::GoSdk, &Method::POST, &uri, &go, &signed, b"body");
+        assert!(creq.ends_with("\nUNSIGNED-PAYLOAD"), "{creq}");
+        // "Starts with" (Python) against "contains" (Go).
+        let mixed = "text/plain; note=application/json";
+        assert!(!sign_with(Profile::GoSdk, mixed, b"x").contains_key(CONTENT_SHA256_HEADER));
+        assert!(sign_with(Profile::PythonSdk, mixed, b"x").contains_key(CONTENT_SHA256_HEADER));
+        // An empty body: Python hashes it regardless of the header, Go takes the header.
+        let py = sign_with(Profile::PythonSdk, "text/plain", b"");
+        let creq = canonical_request(Profile::PythonSdk, &Method::POST, &uri, &py, &[], b"");
+        assert!(creq.ends_with(EMPTY_HASH), "{creq}");
+        let creq = canonical_request(Profile::GoSdk, &Method::POST, &uri, &py, &[], b"");
+        assert!(creq.ends_with(UNSIGNED_PAYLOAD), "{creq}");
+    }
+
+    #[test]
+    fn python_profile_signs_the_uri_host_when_no_host_header_is_given() {
+        let uri: http::Uri = "https://127.0.0.1:8443/x".parse().unwrap();
+        let mut h = HeaderMap::new();
+        let now = at("20240101T000000Z");
+        sign_as(
+            Profile::PythonSdk,
+            &creds(),
+            &Method::GET,
+            &uri,
+            &mut h,
+            b"",
+            now,
+        )
+        .unwrap();
+        assert_eq!(h[HOST], "127.0.0.1:8443");
+        assert_eq!(signed_line(&h), "host;x-sdk-date");
+        let mut h = HeaderMap::new();
+        sign(&creds(), &Method::GET, &uri, &mut h, b"", now).unwrap();
+        assert!(!h.contains_key(HOST));
+    }
+
+    #[test]
+    fn verify_accepts_either_sdks_reading_of_bytes_that_are_not_utf8() {
+        let uri: http::Uri = "https://h/a%FF?k=%C3".parse().unwrap();
+        let now = at("20240101T000000Z");
+        for profile in Profile::ALL {
+            let mut h = headers_with(&[("host", "h")]);
+            sign_as(profile, &creds(), &Method::GET, &uri, &mut h, b"", now).unwrap();
+            let lookup = |ak: &str| (ak == "AccessKey").then(|| "SecretKey".to_owned());
+            let v = verify(&Method::GET, &uri, &h, b"", lookup, now, MAX_CLOCK_SKEW);
+            assert!(v.is_ok(), "{profile:?}: {v:?}");
+            // ... but not for another path that reads the same only after replacement.
+            let other: http::Uri = "https://h/a%FE?k=%C3".parse().unwrap();
+            let v = verify(&Method::GET, &other, &h, b"", lookup, now, MAX_CLOCK_SKEW);
+            assert_eq!(
+                v.is_ok(),
+                profile == Profile::PythonSdk,
+                "{profile:?}: {v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn verify_rejects_a_malformed_date() {
+        let now = at("20240101T000000Z");
+        let (uri, mut h) = signed_request(now);
+        h.insert(
+            SDK_DATE_HEADER,
+            HeaderValue::from_static("2024-01-01T00:00:00Z"),
+        );
+        assert!(matches!(
+            verify(&Method::GET, &uri, &h, b"", lookup, now, MAX_CLOCK_SKEW),
+            Err(VerifyError::MalformedDate(_))
+        ));
+    }
+
+    #[test]
+    fn the_date_is_formatted_in_utc_with_seconds() {
+        let now: Timestamp = "2024-11-06T07:19:43.999+01:00".parse().unwrap();
+        let mut h = HeaderMap::new();
+        let uri: http::Uri = "/x".parse().unwrap();
+        sign(&creds(), &Method::GET, &uri, &mut h, b"", now).unwrap();
+        assert_eq!(h[SDK_DATE_HEADER], "20241106T061943Z");
+    }
 }

@@ -204,25 +204,23 @@ fn verify_accepts_what_sign_produces_for_every_case_and_profile() {
 }
 
 #[test]
-fn the_sdks_disagree_only_where_the_readme_says() {
-    // Guards the README's claim: the cases where both SDKs produce the same header are the
-    // majority of those that have a Host header, and the default profile is the Go SDK's.
+fn the_fixture_and_its_summary_agree_on_versions_and_disagreements() {
+    // The README quotes the summary; it must describe the committed fixture.
     let (meta, cases) = load();
-    let agree = cases.iter().filter(|c| c.python == c.go).count();
-    let disagree = cases.len() - agree;
-    println!("SDKs agree on {agree} cases, disagree on {disagree}");
-    assert!(agree > 0 && disagree > 0);
-    assert_eq!(Profile::default(), Profile::GoSdk);
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(FIXTURE.replace(".jsonl.gz", ".summary.json")).unwrap(),
+    )
+    .unwrap();
+    let disagree = cases.iter().filter(|c| c.python != c.go).count();
+    println!("the SDKs disagree on {disagree} of {} cases", cases.len());
+    assert_eq!(summary["disagreements"].as_u64(), Some(disagree as u64));
+    assert_eq!(summary["count"].as_u64(), Some(cases.len() as u64));
+    assert_eq!(summary["sdk_versions"], meta["sdk_versions"]);
+    let python = meta["sdk_versions"]["python"].as_str().unwrap();
+    assert!(python.starts_with("huaweicloudsdkcore=="), "{python}");
+    let go = meta["sdk_versions"]["go"].as_str().unwrap();
     assert!(
-        meta["sdk_versions"]["python"]
-            .as_str()
-            .unwrap()
-            .starts_with("huaweicloudsdkcore==")
-    );
-    assert!(
-        meta["sdk_versions"]["go"]
-            .as_str()
-            .unwrap()
-            .contains("huaweicloud-sdk-go-v3@v")
+        go.starts_with("github.com/huaweicloud/huaweicloud-sdk-go-v3@v"),
+        "{go}"
     );
 }

@@ -330,8 +330,7 @@ fn parse_date(value: &str) -> Option<Timestamp> {
 /// Builds the canonical request as the given SDK does:
 /// `METHOD\nURI\nQUERY\nCANONICAL_HEADERS\nSIGNED_HEADERS\nPAYLOAD_HASH`.
 ///
-/// `signed_headers` are lower-case names; a signed header absent from `headers` contributes an
-/// empty value (the signature then simply fails to match).
+/// `signed_headers` are lower-case names (as declared in `Authorization` when verifying).
 pub fn canonical_request(
     profile: Profile,
     method: &http::Method,
@@ -468,7 +467,10 @@ fn header_values(profile: Profile, headers: &HeaderMap, name: &str) -> Vec<Strin
             values = last.into_iter().collect();
         }
     }
-    if values.is_empty() {
+    if values.is_empty() && profile == Profile::PythonSdk {
+        // Only `verify` meets a declared header that is absent; the Go SDK then has no line for
+        // it, the Python SDK an empty value. Either way the signature fails unless the client did
+        // the same.
         values.push(String::new());
     }
     values
@@ -992,5 +994,44 @@ mod tests {
         let uri: http::Uri = "/x".parse().unwrap();
         sign(&creds(), &Method::GET, &uri, &mut h, b"", now).unwrap();
         assert_eq!(h[SDK_DATE_HEADER], "20241106T061943Z");
+    }
+
+    #[test]
+    fn verify_rejects_a_request_missing_a_header_it_declared_signed() {
+        let now = at("20240101T000000Z");
+        let uri: http::Uri = "/v1/p/jobs/j".parse().unwrap();
+        for profile in Profile::ALL {
+            let mut h = headers_with(&[("host", "localhost"), (PROJECT_ID_HEADER, "p")]);
+            sign_as(
+                profile,
+                &Credentials::new("ak", "sk"),
+                &Method::GET,
+                &uri,
+                &mut h,
+                b"",
+                now,
+            )
+            .unwrap();
+            for value in ["", "q"] {
+                let mut stripped = h.clone();
+                if value.is_empty() {
+                    stripped.remove(PROJECT_ID_HEADER);
+                } else {
+                    stripped.insert(PROJECT_ID_HEADER, HeaderValue::from_static("q"));
+                }
+                assert!(matches!(
+                    verify(
+                        &Method::GET,
+                        &uri,
+                        &stripped,
+                        b"",
+                        lookup,
+                        now,
+                        MAX_CLOCK_SKEW
+                    ),
+                    Err(VerifyError::SignatureMismatch { .. })
+                ));
+            }
+        }
     }
 }

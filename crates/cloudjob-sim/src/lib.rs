@@ -61,7 +61,7 @@ pub struct SimConfig {
     /// Simulated time after which a terminal job returns not-found (the clouds: about a day).
     pub expiry: std::time::Duration,
     /// Largest accepted `X-Sdk-Date` offset from the real clock.
-    pub max_clock_skew: chrono::Duration,
+    pub max_clock_skew: std::time::Duration,
 }
 
 impl Default for SimConfig {
@@ -119,7 +119,7 @@ pub struct JobSummary {
 #[derive(Debug)]
 pub struct SimState {
     pub(crate) credentials: HashMap<String, String>,
-    pub(crate) max_clock_skew: chrono::Duration,
+    pub(crate) max_clock_skew: std::time::Duration,
     pub(crate) clock: Clock,
     expiry: chrono::Duration,
     jobs: RwLock<HashMap<String, Arc<Job>>>,

@@ -447,7 +447,15 @@ async fn unprefixed_path_takes_service_from_host_or_job() {
         "host",
         http::HeaderValue::from_static("ims.eu-de.otc.t-systems.com"),
     );
-    aksk::sign(&creds(), &http::Method::GET, &uri, &mut h, b"", Utc::now()).unwrap();
+    aksk::sign(
+        &creds(),
+        &http::Method::GET,
+        &uri,
+        &mut h,
+        b"",
+        jiff::Timestamp::now(),
+    )
+    .unwrap();
     let r = c.get(url(&sim, &path)).headers(h).send().await.unwrap();
     assert_eq!(r.status(), 404);
 }
@@ -587,7 +595,15 @@ async fn connection_reset_drops_the_connection_without_a_response() {
         "host",
         http::HeaderValue::from_str(uri.authority().unwrap().as_str()).unwrap(),
     );
-    aksk::sign(&creds(), &http::Method::GET, &uri, &mut h, b"", Utc::now()).unwrap();
+    aksk::sign(
+        &creds(),
+        &http::Method::GET,
+        &uri,
+        &mut h,
+        b"",
+        jiff::Timestamp::now(),
+    )
+    .unwrap();
     let mut req = format!("GET {} HTTP/1.1\r\n", uri.path());
     for (k, v) in &h {
         req.push_str(&format!("{}: {}\r\n", k, v.to_str().unwrap()));

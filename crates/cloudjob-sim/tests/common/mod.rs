@@ -28,6 +28,7 @@ pub fn signed_request(
             HeaderValue::from_str(project).unwrap(),
         );
     }
+    let now = jiff::Timestamp::try_from(std::time::SystemTime::from(now)).unwrap();
     aksk::sign(creds, &http::Method::GET, &uri, &mut headers, b"", now).unwrap();
     client.get(url).headers(headers)
 }

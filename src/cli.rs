@@ -116,6 +116,12 @@ pub struct RunArgs {
     #[arg(long, env = "CLOUDJOB_ERROR_BACKOFF_MAX", default_value = "5m", value_parser = duration::parse)]
     pub error_backoff_max: Duration,
 
+    /// How long a missing or unusable credentials Secret, or credentials the cloud rejects, read as
+    /// Reconciling (retried) before the CloudJob reads as Stalled; spec.credentialsGracePeriodSeconds
+    /// overrides it per CloudJob.
+    #[arg(long, env = "CLOUDJOB_CREDENTIALS_GRACE_PERIOD", default_value = "5m", value_parser = duration::parse)]
+    pub credentials_grace_period: Duration,
+
     /// Endpoint for CloudJobs without spec.endpoint, with {service} and {region} placeholders
     /// (e.g. a private cloud, a proxy, or the simulator: http://127.0.0.1:8443/{service}).
     #[arg(long, env = "CLOUDJOB_ENDPOINT_TEMPLATE")]
@@ -155,6 +161,7 @@ impl RunArgs {
             endpoint_template: present(&self.endpoint_template),
             error_backoff_min: self.error_backoff_min,
             error_backoff_max: self.error_backoff_max.max(self.error_backoff_min),
+            credentials_grace_period: self.credentials_grace_period,
             rate_limit: self.rate_limit,
             rate_limit_burst: self.rate_limit_burst,
             listen_address: Some(self.listen_address),

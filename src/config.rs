@@ -15,6 +15,8 @@ pub const DEFAULT_RATE_LIMIT_BURST: NonZeroU32 = NonZeroU32::new(10).expect("non
 pub const DEFAULT_ERROR_BACKOFF_MIN: Duration = Duration::from_secs(2);
 /// Default longest delay before retrying a job whose poll failed.
 pub const DEFAULT_ERROR_BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Default time a credentials problem reads as Reconciling before Stalled (`--credentials-grace-period`).
+pub const DEFAULT_CREDENTIALS_GRACE_PERIOD: Duration = Duration::from_secs(300);
 /// Default seconds a leader's lease lasts without renewal (controller-runtime's default).
 pub const DEFAULT_LEASE_SECONDS: u64 = 15;
 
@@ -33,6 +35,9 @@ pub struct Config {
     /// Shortest and longest delay after a failed poll or reconcile; the delay doubles with each failure.
     pub error_backoff_min: Duration,
     pub error_backoff_max: Duration,
+    /// How long a missing or unusable credentials Secret, or rejected credentials, read as Reconciling
+    /// before Stalled; `spec.credentialsGracePeriodSeconds` overrides it per CloudJob.
+    pub credentials_grace_period: Duration,
     /// Cloud requests per second per endpoint (scheme, host, port), shared by all CloudJobs.
     pub rate_limit: NonZeroU32,
     /// Requests that may go out at once above the steady rate.
@@ -64,6 +69,7 @@ impl Default for Config {
             endpoint_template: None,
             error_backoff_min: DEFAULT_ERROR_BACKOFF_MIN,
             error_backoff_max: DEFAULT_ERROR_BACKOFF_MAX,
+            credentials_grace_period: DEFAULT_CREDENTIALS_GRACE_PERIOD,
             rate_limit: DEFAULT_RATE_LIMIT,
             rate_limit_burst: DEFAULT_RATE_LIMIT_BURST,
             listen_address: None,

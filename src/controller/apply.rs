@@ -136,6 +136,7 @@ mod tests {
         .expect("job");
         let rules = Rules {
             poll_mode: PollMode::Adaptive,
+            credentials_grace: std::time::Duration::ZERO,
         };
         let now = "2026-01-01T00:00:10Z".parse().expect("ts");
         plan::plan(cj, &Observation::Job(Box::new(job)), now, &rules, 1.0)

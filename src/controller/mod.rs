@@ -87,6 +87,7 @@ impl Shared {
             metrics,
             rules: Rules {
                 poll_mode: config.poll_mode,
+                credentials_grace: config.credentials_grace_period,
             },
             backoffs: Backoffs::new(
                 config.error_backoff_min,

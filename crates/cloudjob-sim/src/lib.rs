@@ -27,17 +27,19 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+mod clock;
 pub mod model;
 mod server;
 mod state;
 
 pub use aksk::Credentials;
+pub use clock::{Clock, ManualClock};
 pub use model::{
     DOCUMENTED_JOB_TYPES, JobSpec, Outcome, ProgressCurve, Service, SubJobs, TimeStyle, Timeline,
     UnknownService,
@@ -47,7 +49,8 @@ pub use state::{
     ServiceStats,
 };
 
-use state::{Clock, FaultTable, Job, JobBody, JobCounters, lock, read, write};
+use clock::SimClock;
+use state::{FaultTable, Job, JobBody, JobCounters, lock, read, write};
 
 /// Simulator settings.
 #[derive(Debug, Clone)]
@@ -60,8 +63,10 @@ pub struct SimConfig {
     pub time_scale: f64,
     /// Simulated time after which a terminal job returns not-found (the clouds: about a day).
     pub expiry: std::time::Duration,
-    /// Largest accepted `X-Sdk-Date` offset from the real clock.
-    pub max_clock_skew: chrono::Duration,
+    /// Largest accepted `X-Sdk-Date` offset from [`Self::clock`].
+    pub max_clock_skew: SignedDuration,
+    /// Where "now" comes from: the system clock, or a [`ManualClock`] in tests.
+    pub clock: Clock,
 }
 
 impl Default for SimConfig {
@@ -71,7 +76,9 @@ impl Default for SimConfig {
             credentials: vec![Credentials::new("sim-ak", "sim-sk")],
             time_scale: 1.0,
             expiry: std::time::Duration::from_secs(24 * 3600),
-            max_clock_skew: aksk::MAX_CLOCK_SKEW,
+            // The API gateway's 15 minutes.
+            max_clock_skew: SignedDuration::from_mins(15),
+            clock: Clock::System,
         }
     }
 }
@@ -119,9 +126,9 @@ pub struct JobSummary {
 #[derive(Debug)]
 pub struct SimState {
     pub(crate) credentials: HashMap<String, String>,
-    pub(crate) max_clock_skew: chrono::Duration,
-    pub(crate) clock: Clock,
-    expiry: chrono::Duration,
+    pub(crate) max_clock_skew: SignedDuration,
+    pub(crate) clock: SimClock,
+    expiry: SignedDuration,
     jobs: RwLock<HashMap<String, Arc<Job>>>,
     pub(crate) faults: Mutex<FaultTable>,
     pub(crate) global: Mutex<GlobalStats>,
@@ -132,7 +139,7 @@ impl SimState {
         if !(cfg.time_scale.is_finite() && cfg.time_scale > 0.0) {
             return Err(SimError::InvalidTimeScale(cfg.time_scale));
         }
-        let clock = Clock::new(cfg.time_scale);
+        let clock = SimClock::new(&cfg.clock, cfg.time_scale);
         let global = GlobalStats {
             since: Some(clock.real_now()),
             ..GlobalStats::default()
@@ -144,7 +151,7 @@ impl SimState {
                 .map(|c| (c.access_key.clone(), c.secret_key.clone()))
                 .collect(),
             max_clock_skew: cfg.max_clock_skew,
-            expiry: chrono::Duration::from_std(cfg.expiry).unwrap_or(chrono::Duration::MAX),
+            expiry: SignedDuration::try_from(cfg.expiry).unwrap_or(SignedDuration::MAX),
             clock,
             jobs: RwLock::new(HashMap::new()),
             faults: Mutex::new(FaultTable::default()),
@@ -174,7 +181,7 @@ impl SimState {
     /// Creates a job whose state follows `spec`'s timeline from now (simulated time).
     pub fn create_job(&self, spec: JobSpec) -> Result<CreatedJob, SimError> {
         spec.validate().map_err(SimError::InvalidSpec)?;
-        let expiry = spec.expiry_secs.map_or(self.expiry, model::secs);
+        let expiry = spec.expiry_secs.map_or(self.expiry, clock::secs);
         let timeline = Timeline::new(spec, self.clock.sim_now());
         self.insert(Job {
             id: timeline.job_id.clone(),
@@ -377,8 +384,14 @@ impl SimState {
     }
 
     /// The current simulated time (what `begin_time`/`end_time` are based on).
-    pub fn sim_now(&self) -> DateTime<Utc> {
+    pub fn sim_now(&self) -> Timestamp {
         self.clock.sim_now()
+    }
+
+    /// The current real time as the simulator's [`Clock`] reads it: what `X-Sdk-Date` is checked
+    /// against and request times are recorded in.
+    pub fn now(&self) -> Timestamp {
+        self.clock.real_now()
     }
 }
 

@@ -5,10 +5,12 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Duration, Utc};
+use jiff::{SignedDuration, Timestamp};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+
+use crate::clock::{add, secs};
 
 /// A cloud service whose jobs API the simulator serves.
 #[derive(
@@ -386,20 +388,15 @@ pub(crate) fn random_uuid() -> String {
     )
 }
 
-pub(crate) fn secs(s: f64) -> Duration {
-    // Saturate rather than overflow on absurd inputs; validate() already rejects negatives.
-    Duration::microseconds((s * 1e6).min(i64::MAX as f64 / 2.0) as i64)
-}
-
 /// A job spec with everything random resolved once, so every GET renders the same ids.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timeline {
     pub spec: JobSpec,
     pub job_id: String,
     /// Simulated creation time (`begin_time`).
-    pub created: DateTime<Utc>,
-    pub run_start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
+    pub created: Timestamp,
+    pub run_start: Timestamp,
+    pub end: Timestamp,
     pub produced_ids: Vec<String>,
     pub sub_job_ids: Vec<String>,
 }
@@ -414,10 +411,10 @@ pub(crate) enum Phase {
 }
 
 impl Timeline {
-    pub(crate) fn new(spec: JobSpec, created: DateTime<Utc>) -> Self {
+    pub(crate) fn new(spec: JobSpec, created: Timestamp) -> Self {
         let job_id = spec.job_id.clone().unwrap_or_else(random_hex32);
-        let run_start = created + secs(spec.start_delay_secs);
-        let end = run_start + secs(spec.duration_secs);
+        let run_start = add(created, secs(spec.start_delay_secs));
+        let end = add(run_start, secs(spec.duration_secs));
         let (shape, _) = shape_of(spec.service, &spec.job_type);
         let subs = sub_count(&spec, shape);
         let wanted = subs.max(1) as usize;
@@ -437,23 +434,20 @@ impl Timeline {
         }
     }
 
-    pub(crate) fn phase(&self, now: DateTime<Utc>) -> Phase {
+    pub(crate) fn phase(&self, now: Timestamp) -> Phase {
         if now < self.run_start {
             Phase::Initial
         } else if now < self.end {
-            let total = (self.end - self.run_start)
-                .num_microseconds()
-                .unwrap_or(1)
-                .max(1);
-            let done = (now - self.run_start).num_microseconds().unwrap_or(0);
-            Phase::Running(done as f64 / total as f64)
+            let total = self.end.duration_since(self.run_start).as_secs_f64();
+            let done = now.duration_since(self.run_start).as_secs_f64();
+            Phase::Running(done / total)
         } else {
             Phase::Terminal
         }
     }
 
     /// Ends the job at `now` with `outcome` (keeps whatever already happened).
-    pub(crate) fn finish_at(&mut self, now: DateTime<Utc>, outcome: Outcome) {
+    pub(crate) fn finish_at(&mut self, now: Timestamp, outcome: Outcome) {
         if now < self.run_start {
             self.run_start = now;
         }
@@ -464,7 +458,7 @@ impl Timeline {
     }
 
     /// The status string at `now`.
-    pub fn status(&self, now: DateTime<Utc>) -> &str {
+    pub fn status(&self, now: Timestamp) -> &str {
         match self.phase(now) {
             Phase::Initial => &self.spec.initial_status,
             Phase::Running(_) => "RUNNING",
@@ -476,17 +470,17 @@ impl Timeline {
     }
 
     /// Renders the job as the cloud would return it at simulated time `now`.
-    pub fn render(&self, now: DateTime<Utc>) -> Value {
+    pub fn render(&self, now: Timestamp) -> Value {
         serde_json::to_value(self.rendered(now)).unwrap_or(Value::Null)
     }
 
     /// The response body bytes, top-level fields in the order of the 2024 Huawei examples
     /// (a `Value` would sort them).
-    pub fn render_json(&self, now: DateTime<Utc>) -> Vec<u8> {
+    pub fn render_json(&self, now: Timestamp) -> Vec<u8> {
         serde_json::to_vec(&self.rendered(now)).unwrap_or_default()
     }
 
-    fn rendered(&self, now: DateTime<Utc>) -> RenderedJob<'_> {
+    fn rendered(&self, now: Timestamp) -> RenderedJob<'_> {
         let spec = &self.spec;
         let phase = self.phase(now);
         let style = spec.time_style;
@@ -620,11 +614,11 @@ impl Timeline {
         }
     }
 
-    fn render_sub_jobs(&self, now: DateTime<Utc>, shape: Shape, default_type: &str) -> Vec<Value> {
+    fn render_sub_jobs(&self, now: Timestamp, shape: Shape, default_type: &str) -> Vec<Value> {
         let spec = &self.spec;
         let sub = spec.sub_jobs.clone().unwrap_or_default();
         let n = self.sub_job_ids.len().max(1);
-        let window = self.end - self.run_start;
+        let window = self.end.duration_since(self.run_start);
         let sub_type = sub
             .job_type
             .clone()
@@ -635,8 +629,9 @@ impl Timeline {
             .enumerate()
             .map(|(i, sub_id)| {
                 // Staggered starts and ends, all a little before the parent's end.
-                let begin = self.run_start + Duration::milliseconds(17 * i as i64);
-                let end = self.run_start + window * ((i + 1) as i32) / (n as i32) * 95 / 100;
+                let begin = add(self.run_start, SignedDuration::from_millis(17 * i as i64));
+                let share = 0.95 * (i + 1) as f64 / n as f64;
+                let end = add(self.run_start, secs(window.as_secs_f64() * share));
                 let end = end.max(begin);
                 let fails = i >= n - sub.failing as usize;
                 let done = now >= end;
@@ -705,10 +700,10 @@ struct RenderedJob<'a> {
 }
 
 /// Formats a time as the given documentation era does.
-pub fn fmt_time(t: DateTime<Utc>, style: TimeStyle) -> String {
+pub fn fmt_time(t: Timestamp, style: TimeStyle) -> String {
     match style {
-        TimeStyle::Huawei => t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-        TimeStyle::OtcLegacy => t.format("%d-%b-%Y %H:%M:%S:%3f").to_string(),
+        TimeStyle::Huawei => t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        TimeStyle::OtcLegacy => t.strftime("%d-%b-%Y %H:%M:%S:%3f").to_string(),
     }
 }
 
@@ -716,10 +711,12 @@ pub fn fmt_time(t: DateTime<Utc>, style: TimeStyle) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    fn t0() -> Timestamp {
+        "2024-11-06T06:19:43.195Z".parse().unwrap()
+    }
 
-    fn t0() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2024, 11, 6, 6, 19, 43).unwrap() + Duration::milliseconds(195)
+    fn after(secs: i64) -> Timestamp {
+        add(t0(), SignedDuration::from_secs(secs))
     }
 
     #[test]
@@ -728,8 +725,7 @@ mod tests {
             fmt_time(t0(), TimeStyle::Huawei),
             "2024-11-06T06:19:43.195Z"
         );
-        let legacy =
-            Utc.with_ymd_and_hms(2015, 6, 4, 18, 11, 6).unwrap() + Duration::milliseconds(586);
+        let legacy: Timestamp = "2015-06-04T18:11:06.586999Z".parse().unwrap();
         assert_eq!(
             fmt_time(legacy, TimeStyle::OtcLegacy),
             "04-Jun-2015 18:11:06:586"
@@ -743,7 +739,7 @@ mod tests {
             .duration_secs(100.0)
             .tasks(["A", "B"]);
         let tl = Timeline::new(spec, t0());
-        let at = |s: i64| tl.render(t0() + Duration::seconds(s));
+        let at = |s: i64| tl.render(after(s));
         let init = at(5);
         assert_eq!(init["status"], "INIT");
         assert_eq!(init["end_time"], "");
@@ -768,7 +764,7 @@ mod tests {
         let spec = JobSpec::new(Service::Ims, "p", "imsImportImageJob")
             .duration_secs(1.0)
             .fail("IMG.0024", "boom");
-        let v = Timeline::new(spec, t0()).render(t0() + Duration::seconds(2));
+        let v = Timeline::new(spec, t0()).render(after(2));
         assert_eq!(v["status"], "FAIL");
         assert_eq!(v["error_code"], "IMG.0024");
         assert_eq!(v["fail_reason"], "boom");
@@ -782,13 +778,13 @@ mod tests {
             .duration_secs(100.0)
             .sub_jobs(3, 1);
         let tl = Timeline::new(spec, t0());
-        let mid = tl.render(t0() + Duration::seconds(40));
+        let mid = tl.render(after(40));
         assert_eq!(mid["entities"]["sub_jobs_total"], 3);
         let subs = mid["entities"]["sub_jobs"].as_array().unwrap();
         assert_eq!(subs[0]["status"], "SUCCESS");
         assert_eq!(subs[1]["status"], "RUNNING");
         assert_eq!(subs[1]["end_time"], "");
-        let end = tl.render(t0() + Duration::seconds(100));
+        let end = tl.render(after(100));
         let subs = end["entities"]["sub_jobs"].as_array().unwrap();
         assert_eq!(subs[2]["status"], "FAIL");
         assert_eq!(subs[2]["error_code"], "SIM.0001");
@@ -831,7 +827,7 @@ mod tests {
             .duration_secs(1.0)
             .progress(ProgressCurve::None)
             .time_style(TimeStyle::OtcLegacy);
-        let v = Timeline::new(spec, t0()).render(t0() + Duration::seconds(5));
+        let v = Timeline::new(spec, t0()).render(after(5));
         assert_eq!(v["end_time"], "");
         assert_eq!(v["status"], "SUCCESS");
         let keys: Vec<_> = v["entities"].as_object().unwrap().keys().cloned().collect();

@@ -1,15 +1,15 @@
-//! Shared simulator state: the simulated clock, the job table, request counters and faults.
+//! The job records, their request counters and the fault table.
 //! All of it sits behind short-held locks; nothing runs in the background.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Instant;
 
 use bytes::Bytes;
-use chrono::{DateTime, Duration, Utc};
+use jiff::{SignedDuration, Timestamp};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::add;
 use crate::model::{Service, Timeline};
 
 // A poisoned lock only means another request panicked mid-update of counters; the data is still
@@ -22,81 +22,6 @@ pub(crate) fn read<T>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 }
 pub(crate) fn write<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     m.write().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Simulated time = real time sped up by the time scale. Scale changes are kept as segments so a
-/// simulated instant maps back to the exact real instant it happened (for "true end time").
-#[derive(Debug)]
-pub(crate) struct Clock {
-    epoch_instant: Instant,
-    epoch_utc: DateTime<Utc>,
-    segments: RwLock<Vec<Segment>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Segment {
-    real: DateTime<Utc>,
-    sim: DateTime<Utc>,
-    scale: f64,
-}
-
-impl Clock {
-    pub(crate) fn new(scale: f64) -> Self {
-        let now = Utc::now();
-        Self {
-            epoch_instant: Instant::now(),
-            epoch_utc: now,
-            segments: RwLock::new(vec![Segment {
-                real: now,
-                sim: now,
-                scale,
-            }]),
-        }
-    }
-
-    /// Wall-clock now, but monotonic (immune to NTP steps during a benchmark).
-    pub(crate) fn real_now(&self) -> DateTime<Utc> {
-        self.epoch_utc + Duration::from_std(self.epoch_instant.elapsed()).unwrap_or_default()
-    }
-
-    pub(crate) fn sim_now(&self) -> DateTime<Utc> {
-        let real = self.real_now();
-        let segs = read(&self.segments);
-        match segs.last() {
-            Some(s) => s.sim + scale_dur(real - s.real, s.scale),
-            None => real,
-        }
-    }
-
-    pub(crate) fn scale(&self) -> f64 {
-        read(&self.segments).last().map_or(1.0, |s| s.scale)
-    }
-
-    pub(crate) fn set_scale(&self, scale: f64) {
-        let real = self.real_now();
-        let sim = self.sim_now();
-        write(&self.segments).push(Segment { real, sim, scale });
-    }
-
-    /// The real instant at which simulated time was (or will be, at the current scale) `sim`.
-    pub(crate) fn sim_to_real(&self, sim: DateTime<Utc>) -> DateTime<Utc> {
-        let segs = read(&self.segments);
-        let seg = segs
-            .iter()
-            .rev()
-            .find(|s| s.sim <= sim)
-            .or_else(|| segs.first())
-            .copied();
-        match seg {
-            Some(s) => s.real + scale_dur(sim - s.sim, 1.0 / s.scale),
-            None => sim,
-        }
-    }
-}
-
-fn scale_dur(d: Duration, factor: f64) -> Duration {
-    let us = d.num_microseconds().unwrap_or(i64::MAX / 4) as f64 * factor;
-    Duration::microseconds(us.clamp(i64::MIN as f64 / 4.0, i64::MAX as f64 / 4.0) as i64)
 }
 
 /// What a job serves: a computed timeline, or a verbatim body.
@@ -112,28 +37,28 @@ pub(crate) struct Job {
     pub service: Service,
     pub project_id: String,
     pub body: JobBody,
-    pub expiry: Option<Duration>,
+    pub expiry: Option<SignedDuration>,
     /// Shared with replacements of this job (see `finish_job`), so counters survive.
     pub counters: Arc<Mutex<JobCounters>>,
 }
 
 impl Job {
     /// Simulated end time, if the job has one (fixtures never end).
-    pub(crate) fn end(&self) -> Option<DateTime<Utc>> {
+    pub(crate) fn end(&self) -> Option<Timestamp> {
         match &self.body {
             JobBody::Timeline(t) => Some(t.end),
             JobBody::Fixture { .. } => None,
         }
     }
 
-    pub(crate) fn is_expired(&self, sim_now: DateTime<Utc>) -> bool {
+    pub(crate) fn is_expired(&self, sim_now: Timestamp) -> bool {
         match (self.end(), self.expiry) {
-            (Some(end), Some(exp)) => sim_now >= end + exp,
+            (Some(end), Some(expiry)) => sim_now >= add(end, expiry),
             _ => false,
         }
     }
 
-    pub(crate) fn status_at(&self, sim_now: DateTime<Utc>) -> String {
+    pub(crate) fn status_at(&self, sim_now: Timestamp) -> String {
         match &self.body {
             JobBody::Timeline(t) => t.status(sim_now).to_owned(),
             JobBody::Fixture { status, .. } => status.clone(),
@@ -149,7 +74,7 @@ pub(crate) fn is_terminal(status: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestRecord {
     /// Real wall-clock time the request arrived.
-    pub at: DateTime<Utc>,
+    pub at: Timestamp,
     pub status: u16,
     /// The job status served (`RUNNING`...), if a job body was served.
     pub job_status: Option<String>,
@@ -161,9 +86,9 @@ pub struct RequestRecord {
 pub(crate) struct JobCounters {
     pub total: u64,
     pub by_status: BTreeMap<u16, u64>,
-    pub first_request_at: Option<DateTime<Utc>>,
-    pub last_request_at: Option<DateTime<Utc>>,
-    pub first_terminal_served_at: Option<DateTime<Utc>>,
+    pub first_request_at: Option<Timestamp>,
+    pub last_request_at: Option<Timestamp>,
+    pub first_terminal_served_at: Option<Timestamp>,
     pub recent: VecDeque<RequestRecord>,
 }
 
@@ -202,13 +127,13 @@ pub struct JobStats {
     pub total_requests: u64,
     /// HTTP status -> count (0 = connection dropped without a response).
     pub by_http_status: BTreeMap<u16, u64>,
-    pub first_request_at: Option<DateTime<Utc>>,
-    pub last_request_at: Option<DateTime<Utc>>,
+    pub first_request_at: Option<Timestamp>,
+    pub last_request_at: Option<Timestamp>,
     /// Real wall-clock time at which the job became terminal ("true end time"); `None` while it is
     /// not terminal yet. Detection delay = (when the client noticed) - this.
-    pub terminal_at: Option<DateTime<Utc>>,
+    pub terminal_at: Option<Timestamp>,
     /// First time a terminal status was actually served (200, no fault) to a client.
-    pub first_terminal_served_at: Option<DateTime<Utc>>,
+    pub first_terminal_served_at: Option<Timestamp>,
     /// The last [`RECENT_REQUESTS`] requests, oldest first.
     pub recent_requests: Vec<RequestRecord>,
 }
@@ -226,9 +151,9 @@ pub struct ServiceStats {
 }
 
 impl ServiceStats {
-    fn record(&mut self, at: DateTime<Utc>) {
+    fn record(&mut self, at: Timestamp) {
         self.total_requests += 1;
-        let sec = at.timestamp();
+        let sec = at.as_second();
         if sec != self.current_second {
             self.current_second = sec;
             self.current_count = 0;
@@ -248,7 +173,7 @@ pub struct GlobalStats {
     /// Fault name -> times injected.
     pub faults_injected: BTreeMap<String, u64>,
     pub live_jobs: usize,
-    pub since: Option<DateTime<Utc>>,
+    pub since: Option<Timestamp>,
 }
 
 impl GlobalStats {
@@ -257,7 +182,7 @@ impl GlobalStats {
         service: &str,
         status: u16,
         fault: Option<&str>,
-        at: DateTime<Utc>,
+        at: Timestamp,
     ) {
         self.total_requests += 1;
         *self.by_http_status.entry(status).or_default() += 1;
@@ -461,26 +386,13 @@ mod tests {
     }
 
     #[test]
-    fn clock_maps_sim_back_to_real_across_scale_changes() {
-        let c = Clock::new(60.0);
-        let sim = c.sim_now();
-        let real = c.real_now();
-        // One simulated minute later is one real second later.
-        let r = c.sim_to_real(sim + Duration::seconds(60));
-        let d = (r - real).num_milliseconds();
-        assert!((990..=1010).contains(&d), "{d}");
-        c.set_scale(1.0);
-        assert_eq!(c.scale(), 1.0);
-    }
-
-    #[test]
     fn service_stats_track_peak_per_second() {
         let mut s = ServiceStats::default();
-        let t = Utc::now();
+        let t = Timestamp::UNIX_EPOCH;
         for _ in 0..5 {
             s.record(t);
         }
-        s.record(t + Duration::seconds(1));
+        s.record(add(t, SignedDuration::from_secs(1)));
         assert_eq!(s.max_requests_per_second, 5);
         assert_eq!(s.total_requests, 6);
     }

@@ -41,8 +41,8 @@ mod state;
 pub use aksk::Credentials;
 pub use clock::{Clock, ManualClock};
 pub use model::{
-    DOCUMENTED_JOB_TYPES, JobSpec, Outcome, ProgressCurve, Service, SubJobs, TimeStyle, Timeline,
-    UnknownService,
+    JobSpec, JobType, Outcome, ProgressCurve, Service, SubJobs, TimeStyle, Timeline,
+    UnknownService, documented_job_types,
 };
 pub use state::{
     Fault, FaultKind, FaultScope, GlobalStats, JobStats, RECENT_REQUESTS, RequestRecord,

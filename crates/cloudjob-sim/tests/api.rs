@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cloudjob_sim::{
-    DOCUMENTED_JOB_TYPES, Fault, FaultKind, FaultScope, JobSpec, ProgressCurve, Service, SimConfig,
-    Simulator, TimeStyle,
+    Fault, FaultKind, FaultScope, JobSpec, JobType, ProgressCurve, Service, SimConfig, Simulator,
+    TimeStyle, documented_job_types,
 };
 use common::{Client, creds, get, get_json, manual_sim, sign, signed_request};
 use jiff::{SignedDuration, Timestamp};
@@ -163,9 +163,12 @@ async fn generated_job_of_each_documented_type_carries_the_documented_field_set(
         "job_type",
         "status",
     ];
-    for (service, job_type) in DOCUMENTED_JOB_TYPES {
+    for &JobType {
+        service, job_type, ..
+    } in documented_job_types()
+    {
         let job = sim
-            .create_job(JobSpec::new(*service, "proj", *job_type).duration_secs(0.0))
+            .create_job(JobSpec::new(service, "proj", job_type).duration_secs(0.0))
             .unwrap();
         let (status, body) = get_json(&c, &url(&sim, &job.path)).await;
         assert_eq!(status, 200);
@@ -178,7 +181,7 @@ async fn generated_job_of_each_documented_type_carries_the_documented_field_set(
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(sorted, top, "{job_type}");
-        assert_eq!(body["job_type"], *job_type);
+        assert_eq!(body["job_type"], job_type);
     }
 }
 
@@ -772,7 +775,10 @@ async fn admin_api_lists_inspects_and_validates() {
         .json()
         .await
         .unwrap();
-    assert_eq!(types.as_array().unwrap().len(), DOCUMENTED_JOB_TYPES.len());
+    assert_eq!(
+        types.as_array().unwrap().len(),
+        documented_job_types().count()
+    );
     let r = c.post(url(&sim, "/admin/reset")).send().await.unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(sim.list_jobs().len(), 0);

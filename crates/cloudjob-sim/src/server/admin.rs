@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::model::{DOCUMENTED_JOB_TYPES, JobSpec, Outcome, Service};
+use crate::model::{JobSpec, Outcome, Service, documented_job_types};
 use crate::state::{Fault, FaultScope, lock};
 use crate::{SimError, SimState};
 
@@ -156,9 +156,8 @@ async fn finish_job(
 }
 
 async fn job_types() -> Response {
-    let types: Vec<Value> = DOCUMENTED_JOB_TYPES
-        .iter()
-        .map(|(service, job_type)| json!({"service": service, "job_type": job_type}))
+    let types: Vec<Value> = documented_job_types()
+        .map(|t| json!({"service": t.service, "job_type": t.job_type}))
         .collect();
     Json(types).into_response()
 }

@@ -64,7 +64,7 @@ pub struct SimConfig {
     /// Simulated time after which a terminal job returns not-found (the clouds: about a day).
     pub expiry: std::time::Duration,
     /// Largest accepted `X-Sdk-Date` offset from [`Self::clock`].
-    pub max_clock_skew: SignedDuration,
+    pub max_clock_skew: std::time::Duration,
     /// Where "now" comes from: the system clock, or a [`ManualClock`] in tests.
     pub clock: Clock,
 }
@@ -77,7 +77,7 @@ impl Default for SimConfig {
             time_scale: 1.0,
             expiry: std::time::Duration::from_secs(24 * 3600),
             // The API gateway's 15 minutes.
-            max_clock_skew: SignedDuration::from_mins(15),
+            max_clock_skew: std::time::Duration::from_secs(15 * 60),
             clock: Clock::System,
         }
     }
@@ -126,7 +126,7 @@ pub struct JobSummary {
 #[derive(Debug)]
 pub struct SimState {
     pub(crate) credentials: HashMap<String, String>,
-    pub(crate) max_clock_skew: SignedDuration,
+    pub(crate) max_clock_skew: std::time::Duration,
     pub(crate) clock: SimClock,
     expiry: SignedDuration,
     jobs: RwLock<HashMap<String, Arc<Job>>>,

@@ -53,10 +53,7 @@ fn fixtures() -> Vec<(String, Service, String)> {
 #[tokio::test]
 async fn every_seed_fixture_is_served_verbatim_and_parses_back_to_the_same_json() {
     let (sim, c) = sim().await;
-    for (name, service, raw) in fixtures() {
-        if name.contains("error-body") {
-            continue;
-        }
+    for (name, service, raw) in job_fixtures() {
         let expected: Value = serde_json::from_str(&raw).unwrap();
         let job = sim
             .create_fixture_job_raw(service, "proj", raw.clone())
@@ -99,6 +96,13 @@ async fn unknown_job_error_body_has_the_documented_error_shape() {
     assert_eq!(shape(&body), shape(&documented));
 }
 
+/// The seed fixtures that are job bodies (all but the error body).
+fn job_fixtures() -> impl Iterator<Item = (String, Service, String)> {
+    fixtures()
+        .into_iter()
+        .filter(|(name, _, _)| !name.contains("error-body"))
+}
+
 /// The structure of a JSON value: object keys, array element shape, and leaf kinds.
 fn shape(v: &Value) -> Value {
     match v {
@@ -114,10 +118,7 @@ fn shape(v: &Value) -> Value {
 #[tokio::test]
 async fn generated_job_of_each_documented_type_carries_the_documented_field_set() {
     let (sim, c) = sim().await;
-    for (name, service, raw) in fixtures() {
-        if name.contains("error-body") {
-            continue;
-        }
+    for (name, service, raw) in job_fixtures() {
         let documented: Value = serde_json::from_str(&raw).unwrap();
         let job_type = documented["job_type"].as_str().unwrap();
         let mut spec = JobSpec::new(service, "proj", job_type)
@@ -185,6 +186,16 @@ async fn generated_job_of_each_documented_type_carries_the_documented_field_set(
     }
 }
 
+async fn admin_get(c: &Client, sim: &Simulator, path: &str) -> Value {
+    c.get(url(sim, path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn admin_create(c: &reqwest::Client, sim: &Simulator, spec: Value) -> Value {
     let r = c
         .post(url(sim, "/admin/jobs"))
@@ -249,17 +260,12 @@ async fn job_driven_init_running_with_rising_progress_then_success_via_admin_api
     assert_eq!(last["error_code"], Value::Null);
     assert_ne!(last["end_time"], "");
 
-    let stats: Value = c
-        .get(url(
-            &sim,
-            &format!("/admin/jobs/{}/stats", created["job_id"].as_str().unwrap()),
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = admin_get(
+        &c,
+        &sim,
+        &format!("/admin/jobs/{}/stats", created["job_id"].as_str().unwrap()),
+    )
+    .await;
     assert!(stats["total_requests"].as_u64().unwrap() >= 3);
     assert_eq!(stats["by_http_status"]["200"], stats["total_requests"]);
     let terminal_at: Timestamp = serde_json::from_value(stats["terminal_at"].clone()).unwrap();
@@ -685,14 +691,7 @@ async fn global_stats_count_requests_and_peak_rate_per_service_and_reset() {
     for _ in 0..10 {
         get(&c, &u).await;
     }
-    let g: Value = c
-        .get(url(&sim, "/admin/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let g: Value = admin_get(&c, &sim, "/admin/stats").await;
     assert_eq!(g["total_requests"], 10);
     assert_eq!(g["by_service"]["ims"]["total_requests"], 10);
     assert!(
@@ -742,23 +741,9 @@ async fn admin_api_lists_inspects_and_validates() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
-    let list: Value = c
-        .get(url(&sim, "/admin/jobs"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = admin_get(&c, &sim, "/admin/jobs").await;
     assert_eq!(list[0]["status"], "RUNNING");
-    let one: Value = c
-        .get(url(&sim, "/admin/jobs/4010a32d535527910153552b492c0002"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one: Value = admin_get(&c, &sim, "/admin/jobs/4010a32d535527910153552b492c0002").await;
     assert_eq!(
         one["body"]["entities"]["sub_jobs"]
             .as_array()
@@ -767,14 +752,7 @@ async fn admin_api_lists_inspects_and_validates() {
         3
     );
     assert_eq!(one["stats"]["total_requests"], 0);
-    let types: Value = c
-        .get(url(&sim, "/admin/job-types"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let types: Value = admin_get(&c, &sim, "/admin/job-types").await;
     assert_eq!(
         types.as_array().unwrap().len(),
         documented_job_types().count()

@@ -119,7 +119,6 @@ impl Timeline {
         let spec = &self.spec;
         let phase = self.phase(now);
         let style = spec.time_style;
-        let (shape, default_sub_type) = shape_of(spec.service, &spec.job_type);
         let status = self.status(now).to_owned();
         let failed =
             matches!(phase, Phase::Terminal) && matches!(spec.outcome, Outcome::Fail { .. });
@@ -138,33 +137,82 @@ impl Timeline {
             _ => String::new(),
         };
 
-        let mut entities = Map::new();
-        let name = spec.name.clone().unwrap_or_else(|| "test".into());
-        let first_id = self.produced_ids.first().cloned().unwrap_or_default();
-        let succeeded = matches!(phase, Phase::Terminal) && !failed;
-        let started = !matches!(phase, Phase::Initial);
+        let entities = self.entities(now, phase, failed);
 
+        RenderedJob {
+            job_id: &self.job_id,
+            job_type: &spec.job_type,
+            begin_time: fmt_time(self.created, style),
+            end_time,
+            status,
+            error_code,
+            fail_reason,
+            entities: Value::Object(entities),
+        }
+    }
+
+    /// The `entities` object at `now`.
+    fn entities(&self, now: Timestamp, phase: Phase, failed: bool) -> Map<String, Value> {
+        let spec = &self.spec;
+        let mut entities = Map::new();
         if spec.service == Service::Ims {
-            // Progress fields are IMS-only in the docs; the 2024 examples drop them once done,
-            // the old OTC example keeps them on a SUCCESS job.
-            let keep = !matches!(phase, Phase::Terminal) || style == TimeStyle::OtcLegacy;
-            if keep {
-                let t = match phase {
-                    Phase::Initial => 0.0,
-                    Phase::Running(t) => t,
-                    Phase::Terminal if failed => 0.999,
-                    Phase::Terminal => 1.0,
-                };
-                if let Some(p) = spec.progress.at(t) {
-                    entities.insert("process_percent".into(), json!(p));
-                }
-                if started && !spec.tasks.is_empty() {
-                    let i = ((t * spec.tasks.len() as f64) as usize).min(spec.tasks.len() - 1);
-                    entities.insert("current_task".into(), json!(spec.tasks[i]));
-                }
-            }
+            self.insert_progress(&mut entities, phase, failed);
+        }
+        self.insert_results(&mut entities, now, phase, failed);
+        if failed
+            && spec.service == Service::Ims
+            && let Outcome::Fail {
+                error_code,
+                fail_reason,
+            } = &spec.outcome
+        {
+            // "If the status is abnormal, an error code and details will be returned."
+            entities.insert("error_code".into(), json!(error_code));
+            entities.insert("error".into(), json!(fail_reason));
+        }
+        for (k, v) in &spec.extra_entities {
+            entities.insert(k.clone(), v.clone());
         }
 
+        entities
+    }
+
+    /// `process_percent` and `current_task`, which the docs show on IMS jobs only. The 2024
+    /// examples drop them once done; the old OTC example keeps them on a SUCCESS job.
+    fn insert_progress(&self, entities: &mut Map<String, Value>, phase: Phase, failed: bool) {
+        let spec = &self.spec;
+        let t = match phase {
+            Phase::Initial => 0.0,
+            Phase::Running(t) => t,
+            Phase::Terminal if spec.time_style != TimeStyle::OtcLegacy => return,
+            Phase::Terminal if failed => 0.999,
+            Phase::Terminal => 1.0,
+        };
+        if let Some(p) = spec.progress.at(t) {
+            entities.insert("process_percent".into(), json!(p));
+        }
+        if phase != Phase::Initial && !spec.tasks.is_empty() {
+            let i = ((t * spec.tasks.len() as f64) as usize).min(spec.tasks.len() - 1);
+            entities.insert("current_task".into(), json!(spec.tasks[i]));
+        }
+    }
+
+    /// What the job produced or works on (image, members, volume, server, sub-jobs), in the shape
+    /// of its type.
+    fn insert_results(
+        &self,
+        entities: &mut Map<String, Value>,
+        now: Timestamp,
+        phase: Phase,
+        failed: bool,
+    ) {
+        let spec = &self.spec;
+        let style = spec.time_style;
+        let (shape, sub_job_type) = shape_of(spec.service, &spec.job_type);
+        let name = spec.name.clone().unwrap_or_else(|| "test".into());
+        let first_id = self.produced_ids.first().cloned().unwrap_or_default();
+        let succeeded = phase == Phase::Terminal && !failed;
+        let started = phase != Phase::Initial;
         match shape {
             Shape::ImageNamed => {
                 entities.insert("image_name".into(), json!(name));
@@ -205,7 +253,7 @@ impl Timeline {
             }
             Shape::Volume | Shape::Server => {}
             Shape::ImsSubJobs | Shape::EvsSubJobs | Shape::EcsSubJobs if started => {
-                let subs = self.render_sub_jobs(now, shape, default_sub_type);
+                let subs = self.render_sub_jobs(now, shape, sub_job_type);
                 match shape {
                     Shape::ImsSubJobs => {
                         entities.insert("sub_jobs_result".into(), Value::Array(subs));
@@ -222,34 +270,9 @@ impl Timeline {
             }
             Shape::ImsSubJobs | Shape::EvsSubJobs | Shape::EcsSubJobs => {}
         }
-        if failed
-            && spec.service == Service::Ims
-            && let Outcome::Fail {
-                error_code,
-                fail_reason,
-            } = &spec.outcome
-        {
-            // "If the status is abnormal, an error code and details will be returned."
-            entities.insert("error_code".into(), json!(error_code));
-            entities.insert("error".into(), json!(fail_reason));
-        }
-        for (k, v) in &spec.extra_entities {
-            entities.insert(k.clone(), v.clone());
-        }
-
-        RenderedJob {
-            job_id: &self.job_id,
-            job_type: &spec.job_type,
-            begin_time: fmt_time(self.created, style),
-            end_time,
-            status,
-            error_code,
-            fail_reason,
-            entities: Value::Object(entities),
-        }
     }
 
-    fn render_sub_jobs(&self, now: Timestamp, shape: Shape, default_type: &str) -> Vec<Value> {
+    fn render_sub_jobs(&self, now: Timestamp, shape: Shape, sub_job_type: &str) -> Vec<Value> {
         let spec = &self.spec;
         let sub = spec.sub_jobs.clone().unwrap_or_default();
         let n = self.sub_job_ids.len().max(1);
@@ -257,7 +280,7 @@ impl Timeline {
         let sub_type = sub
             .job_type
             .clone()
-            .unwrap_or_else(|| default_type.to_owned());
+            .unwrap_or_else(|| sub_job_type.to_owned());
         let name = spec.name.clone().unwrap_or_else(|| "test".into());
         self.sub_job_ids
             .iter()

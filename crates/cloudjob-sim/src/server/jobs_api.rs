@@ -362,7 +362,7 @@ fn verify_signature(
         ) => Err(e),
         (verified, Some(signed_at)) => {
             let skew = now.duration_since(signed_at);
-            if skew.abs() > state.max_clock_skew {
+            if skew.unsigned_abs() > state.max_clock_skew {
                 return Err(E::ClockSkew {
                     skew_seconds: skew.as_secs(),
                 });

@@ -15,10 +15,23 @@
 //! use cloudjob_sim::{JobSpec, Service, SimConfig, Simulator};
 //! let sim = Simulator::start(SimConfig { time_scale: 60.0, ..SimConfig::default() }).await?;
 //! let job = sim.create_job(JobSpec::new(Service::Ims, "proj", "imsCreateImageByInstance").duration_secs(120.0))?;
-//! // Point the client at sim.endpoint("ims") with AK "sim-ak" / SK "sim-sk";
+//! // Point the client at sim.endpoint(Service::Ims) with AK "sim-ak" / SK "sim-sk";
 //! // the job succeeds after 2 real seconds.
 //! let stats = sim.job_stats(&job.job_id);
 //! # let _ = stats; Ok(()) }
+//! ```
+//!
+//! Tests that must not race the wall clock give it a manual [`Clock`] and move time themselves
+//! (clients then sign with `X-Sdk-Date` at [`SimState::now`]):
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use cloudjob_sim::{Clock, JobSpec, Service, SimConfig, Simulator};
+//! let (clock, time) = Clock::manual("2024-11-06T06:19:43.195Z".parse()?);
+//! let sim = Simulator::start(SimConfig { clock, ..SimConfig::default() }).await?;
+//! let job = sim.create_job(JobSpec::new(Service::Evs, "proj", "createVolume").duration_secs(60.0))?;
+//! time.advance(std::time::Duration::from_secs(60));
+//! assert_eq!(sim.job_stats(&job.job_id).map(|s| s.status).as_deref(), Some("SUCCESS"));
+//! # Ok(()) }
 //! ```
 //! The HTTP admin API (`/admin/...`) exposes the same operations; see the crate README.
 

@@ -388,6 +388,13 @@ async fn sdk_date_more_than_fifteen_minutes_off_is_rejected() {
     let t = c.clock.now() - SignedDuration::from_mins(14);
     let r = signed_request(&c, &u, &creds(), t).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    // The clock stands still, so the limit itself can be checked: 15 minutes pass, one more
+    // second does not.
+    for (offset, status) in [(15 * 60, 200), (15 * 60 + 1, 401)] {
+        let t = c.clock.now() + SignedDuration::from_secs(offset);
+        let r = signed_request(&c, &u, &creds(), t).send().await.unwrap();
+        assert_eq!(r.status(), status, "{offset} s ahead");
+    }
 }
 
 #[tokio::test]
@@ -540,10 +547,11 @@ async fn slow_fault_delays_the_response() {
     let t = std::time::Instant::now();
     assert_eq!(get(&c, &u).await.status(), 200);
     assert!(t.elapsed() >= Duration::from_millis(400));
-    // A client with a shorter timeout sees a timeout.
+    // A client with a shorter timeout sees a timeout. The delay is far longer than the timeout
+    // so that no scheduling hiccup can let the response win; dropping `sim` ends the wait.
     sim.set_fault(
         FaultScope::Global,
-        Fault::next(1, FaultKind::Slow { delay_ms: 2000 }),
+        Fault::next(1, FaultKind::Slow { delay_ms: 600_000 }),
     );
     let short = reqwest::Client::builder()
         .timeout(Duration::from_millis(200))

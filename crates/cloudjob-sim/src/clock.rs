@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::state::{lock, read, write};
+use crate::sync::{lock, read, write};
 
 /// Where the simulator reads the current real time from. Simulated time, request timestamps,
 /// counters and the `X-Sdk-Date` check all follow it.

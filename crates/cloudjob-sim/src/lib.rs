@@ -47,23 +47,27 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 mod clock;
+mod faults;
+mod job;
 pub mod model;
 mod server;
-mod state;
+mod stats;
+mod sync;
 
 pub use aksk::Credentials;
 pub use clock::{Clock, ManualClock};
+pub use faults::{Fault, FaultKind, FaultScope};
 pub use model::{
     JobSpec, JobType, Outcome, ProgressCurve, Service, SubJobs, TimeStyle, Timeline,
     UnknownService, documented_job_types,
 };
-pub use state::{
-    Fault, FaultKind, FaultScope, GlobalStats, JobStats, RECENT_REQUESTS, RequestRecord,
-    ServiceStats,
-};
+pub use stats::{GlobalStats, JobStats, RECENT_REQUESTS, RequestRecord, ServiceStats};
 
 use clock::SimClock;
-use state::{FaultTable, Job, JobBody, JobCounters, lock, read, write};
+use faults::FaultTable;
+use job::{Job, JobBody};
+use stats::JobCounters;
+use sync::{lock, read, write};
 
 /// Simulator settings.
 #[derive(Debug, Clone)]

@@ -13,8 +13,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::faults::{Fault, FaultScope};
 use crate::model::{JobSpec, Outcome, Service, documented_job_types};
-use crate::state::{Fault, FaultScope, lock};
+use crate::sync::lock;
 use crate::{SimError, SimState};
 
 pub(super) fn routes() -> Router<Arc<SimState>> {

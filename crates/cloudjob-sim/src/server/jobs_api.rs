@@ -15,8 +15,11 @@ use serde_json::json;
 
 use super::transport::{ConnControl, RequestId, UnsizedBody};
 use crate::SimState;
+use crate::faults::FaultKind;
+use crate::job::{Job, JobBody};
 use crate::model::Service;
-use crate::state::{FaultKind, Job, JobBody, RequestRecord, lock};
+use crate::stats::RequestRecord;
+use crate::sync::lock;
 
 const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
 

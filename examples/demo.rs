@@ -485,7 +485,10 @@ async fn start_operator(
     let OperatorCommand::Run(args) = cli.command else {
         bail!("the operator's arguments do not select `run`");
     };
-    let operator = tokio::spawn(cloudjob_operator::run(*args));
+    let client = kube::Client::try_default()
+        .await
+        .context("configuring the operator's Kubernetes client")?;
+    let operator = tokio::spawn(cloudjob_operator::run(client, args.config()));
     let url = format!("http://{listen}/readyz");
     let started = Instant::now();
     loop {

@@ -1,8 +1,15 @@
 //! Command line: `run` (the controller) and `crd` (print the CRD). Every flag has an environment fallback.
+//! `run`'s flags become the library's [`Config`]; nothing below this module reads the environment.
 
 use std::{net::SocketAddr, num::NonZeroU32, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::{
+    config::{Config, LeaderElection},
+    duration,
+    poll::PollMode,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -62,9 +69,19 @@ pub struct RunArgs {
     #[arg(long, env = "CLOUDJOB_LEADER_ELECTION", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub leader_election: bool,
 
-    /// Namespace of the leader election Lease (default: $POD_NAMESPACE, else "default").
+    /// Namespace of the leader election Lease (default: --pod-namespace, else "default").
     #[arg(long, env = "CLOUDJOB_LEADER_ELECTION_NAMESPACE")]
     pub leader_election_namespace: Option<String>,
+
+    /// Name of this pod: the identity in the leader election Lease and in events (default:
+    /// cloudjob-operator-<process id>). The chart sets it from the downward API.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+
+    /// Namespace of this pod, where the leader election Lease lives unless
+    /// --leader-election-namespace says otherwise. The chart sets it from the downward API.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub pod_namespace: Option<String>,
 
     /// Name of the leader election Lease.
     #[arg(
@@ -87,16 +104,16 @@ pub struct RunArgs {
     pub poll_mode: PollModeArg,
 
     /// Interval of --poll-mode fixed, e.g. 10s (what the Huawei Terraform waiter does).
-    #[arg(long, env = "CLOUDJOB_FIXED_POLL_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "CLOUDJOB_FIXED_POLL_INTERVAL", default_value = "10s", value_parser = duration::parse)]
     pub fixed_poll_interval: Duration,
 
     /// Shortest delay before retrying a job whose poll failed (throttling without Retry-After, 5xx, a
     /// missing Secret...); it doubles with each failure in a row.
-    #[arg(long, env = "CLOUDJOB_ERROR_BACKOFF_MIN", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "CLOUDJOB_ERROR_BACKOFF_MIN", default_value = "2s", value_parser = duration::parse)]
     pub error_backoff_min: Duration,
 
     /// Longest delay before retrying a job whose poll failed.
-    #[arg(long, env = "CLOUDJOB_ERROR_BACKOFF_MAX", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = "CLOUDJOB_ERROR_BACKOFF_MAX", default_value = "5m", value_parser = duration::parse)]
     pub error_backoff_max: Duration,
 
     /// Endpoint for CloudJobs without spec.endpoint, with {service} and {region} placeholders
@@ -117,24 +134,40 @@ pub enum PollModeArg {
     Fixed,
 }
 
-fn parse_duration(raw: &str) -> Result<Duration, String> {
-    let raw = raw.trim();
-    let (number, scale) = if let Some(ms) = raw.strip_suffix("ms") {
-        (ms, 0.001)
-    } else if let Some(s) = raw.strip_suffix('s') {
-        (s, 1.0)
-    } else if let Some(m) = raw.strip_suffix('m') {
-        (m, 60.0)
-    } else {
-        (raw, 1.0)
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{raw:?} is not a duration like 10s, 500ms or 2m"))?;
-    if !value.is_finite() || value <= 0.0 {
-        return Err(format!("{raw:?} must be positive"));
+impl RunArgs {
+    /// The library's configuration from these flags.
+    pub fn config(&self) -> Config {
+        let present = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
+        let defaults = Config::default();
+        Config {
+            namespaces: self
+                .namespaces
+                .iter()
+                .filter(|n| !n.is_empty())
+                .cloned()
+                .collect(),
+            label_selector: present(&self.label_selector),
+            concurrency: self.concurrency,
+            poll_mode: match self.poll_mode {
+                PollModeArg::Adaptive => PollMode::Adaptive,
+                PollModeArg::Fixed => PollMode::Fixed(self.fixed_poll_interval),
+            },
+            endpoint_template: present(&self.endpoint_template),
+            error_backoff_min: self.error_backoff_min,
+            error_backoff_max: self.error_backoff_max.max(self.error_backoff_min),
+            rate_limit: self.rate_limit,
+            rate_limit_burst: self.rate_limit_burst,
+            listen_address: Some(self.listen_address),
+            identity: present(&self.pod_name).unwrap_or(defaults.identity),
+            leader_election: self.leader_election.then(|| LeaderElection {
+                namespace: present(&self.leader_election_namespace)
+                    .or_else(|| present(&self.pod_namespace))
+                    .unwrap_or_else(|| "default".into()),
+                lease_name: self.leader_election_lease.clone(),
+                lease_seconds: self.leader_election_lease_seconds,
+            }),
+        }
     }
-    Ok(Duration::from_secs_f64(value * scale))
 }
 
 #[cfg(test)]
@@ -172,8 +205,49 @@ mod tests {
 
     #[test]
     fn bad_durations_are_rejected() {
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("-1s").is_err());
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(
+            Cli::try_parse_from(["cloudjob-operator", "run", "--error-backoff-min", "soon"])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn flags_become_the_library_config() {
+        let cli = Cli::try_parse_from([
+            "cloudjob-operator",
+            "run",
+            "--namespaces",
+            "a,,b",
+            "--leader-election",
+            "--pod-name",
+            "op-1",
+            "--pod-namespace",
+            "ops",
+            "--error-backoff-min",
+            "10s",
+            "--error-backoff-max",
+            "1s",
+        ])
+        .expect("parses");
+        let Command::Run(args) = cli.command else {
+            panic!("run expected")
+        };
+        let config = args.config();
+        assert_eq!(config.namespaces, ["a", "b"]);
+        assert_eq!(config.identity, "op-1");
+        assert_eq!(
+            config.leader_election,
+            Some(LeaderElection {
+                namespace: "ops".into(),
+                lease_name: "cloudjob-operator".into(),
+                lease_seconds: 15,
+            })
+        );
+        assert_eq!(config.error_backoff_max, Duration::from_secs(10));
+        let cli = Cli::try_parse_from(["cloudjob-operator", "run"]).expect("parses");
+        let Command::Run(args) = cli.command else {
+            panic!("run expected")
+        };
+        assert_eq!(args.config().leader_election, None);
     }
 }

@@ -131,8 +131,21 @@ pub struct CloudJobSpec {
 }
 
 /// The cloud service whose jobs API is polled.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[derive(
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    schemars::JsonSchema,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Service {
     /// Image Management Service.
     Ims,
@@ -145,11 +158,7 @@ pub enum Service {
 impl Service {
     /// The lower-case name used in host names and metrics.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Service::Ims => "ims",
-            Service::Evs => "evs",
-            Service::Ecs => "ecs",
-        }
+        self.into()
     }
 }
 
@@ -260,7 +269,19 @@ pub struct CloudJobStatus {
 }
 
 /// The lifecycle phase shown in `kubectl get cloudjobs`.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[derive(
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    schemars::JsonSchema,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 pub enum Phase {
     /// Not started yet (INIT, PENDING_PAYMENT, or not observed yet).
     Pending,
@@ -282,13 +303,7 @@ impl Phase {
 
     /// The name as it appears in status.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Pending => "Pending",
-            Phase::Running => "Running",
-            Phase::Succeeded => "Succeeded",
-            Phase::Failed => "Failed",
-            Phase::Paused => "Paused",
-        }
+        self.into()
     }
 }
 

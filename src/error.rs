@@ -1,7 +1,7 @@
 //! Errors of a reconcile that could not finish its work against the Kubernetes API.
 //!
 //! Problems with the cloud or the user's input are not errors here: they become conditions and events
-//! (see `status::Outcome::Problem`). These are the operator's own failures, retried by the error policy.
+//! (see `plan::Problem`). These are the operator's own failures, retried by the error policy.
 
 /// A reconcile failure, retried with back-off.
 #[derive(Debug, thiserror::Error)]
@@ -14,8 +14,6 @@ pub enum Error {
     StatusPatch(#[source] kube::Error),
     #[error("the Kubernetes API did not answer within {0:?}")]
     Timeout(std::time::Duration),
-    #[error("cannot encode the status patch: {0}")]
-    Encode(#[from] serde_json::Error),
 }
 
 impl Error {
@@ -26,7 +24,6 @@ impl Error {
             Error::SecretRead(_) => "secret_read",
             Error::StatusPatch(_) => "status_patch",
             Error::Timeout(_) => "timeout",
-            Error::Encode(_) => "encode",
         }
     }
 }

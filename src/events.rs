@@ -1,7 +1,10 @@
 //! The event rule: which Kubernetes Events a status transition deserves.
 //!
-//! Pure. Events come from transitions only (phase, progress milestone, task, problem), never one per poll, so
-//! a long job makes a handful; kube-runtime's Recorder folds any repeats into an EventSeries.
+//! Pure. Events come from transitions only (phase, progress milestone, task, problem), never one per poll,
+//! so a long job makes a handful. Warnings can repeat (a job throttled again after recovering), and
+//! `controller::apply` publishes them through a shared Recorder that folds repeats into an EventSeries.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use crate::{
     crd::{CloudJobStatus, Phase},
@@ -12,12 +15,52 @@ use crate::{
 /// Progress percentages worth an event when crossed.
 const MILESTONES: [i32; 3] = [25, 50, 75];
 
+/// Why an event is published: a lifecycle step, or a condition reason (a problem or a failure).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventReason {
+    /// The job was seen not started yet.
+    Pending,
+    /// The job was seen running.
+    Started,
+    /// The job passed a progress milestone.
+    Progress,
+    /// The job's current task changed.
+    TaskChanged,
+    /// The job succeeded.
+    Succeeded,
+    /// Polling was paused by annotation.
+    Paused,
+    /// A problem cleared.
+    Recovered,
+    /// A CloudJob cannot be decoded (an object stored under an older schema, or a status written out of
+    /// range); it is skipped.
+    InvalidObject,
+    /// A failure or a problem, with the condition's reason.
+    Condition(Reason),
+}
+
+impl EventReason {
+    /// The PascalCase reason shown by `kubectl describe` and counted in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventReason::Pending => "Pending",
+            EventReason::Started => "Started",
+            EventReason::Progress => "Progress",
+            EventReason::TaskChanged => "TaskChanged",
+            EventReason::Succeeded => "Succeeded",
+            EventReason::Paused => "Paused",
+            EventReason::Recovered => "Recovered",
+            EventReason::InvalidObject => "InvalidObject",
+            EventReason::Condition(reason) => reason.as_str(),
+        }
+    }
+}
+
 /// One event to publish about a CloudJob.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventSpec {
     pub warning: bool,
-    /// PascalCase reason shown by `kubectl describe`.
-    pub reason: String,
+    pub reason: EventReason,
     /// What the operator did (always `Poll` here: every event is about what a poll found).
     pub action: &'static str,
     /// Human-readable detail (no credentials ever reach status, so none reach events).
@@ -27,15 +70,15 @@ pub struct EventSpec {
 /// The events for going from `old` to `new`.
 pub fn transition_events(old: &CloudJobStatus, new: &CloudJobStatus) -> Vec<EventSpec> {
     let mut events = Vec::new();
-    let normal = |reason: &str, note: String| EventSpec {
+    let normal = |reason: EventReason, note: String| EventSpec {
         warning: false,
-        reason: reason.into(),
+        reason,
         action: "Poll",
         note,
     };
-    let warning = |reason: &str, note: String| EventSpec {
+    let warning = |reason: Reason, note: String| EventSpec {
         warning: true,
-        reason: reason.into(),
+        reason: EventReason::Condition(reason),
         action: "Poll",
         note,
     };
@@ -50,12 +93,13 @@ pub fn transition_events(old: &CloudJobStatus, new: &CloudJobStatus) -> Vec<Even
     if old.phase != new.phase {
         match new.phase {
             Some(Phase::Pending) if new.job_status.is_some() => events.push(normal(
-                "Pending",
+                EventReason::Pending,
                 format!("{} has not started yet", job(new)),
             )),
-            Some(Phase::Running) => {
-                events.push(normal("Started", format!("{} is running", job(new))))
-            }
+            Some(Phase::Running) => events.push(normal(
+                EventReason::Started,
+                format!("{} is running", job(new)),
+            )),
             Some(Phase::Succeeded) => {
                 let produced = new
                     .outputs
@@ -72,21 +116,20 @@ pub fn transition_events(old: &CloudJobStatus, new: &CloudJobStatus) -> Vec<Even
                 } else {
                     format!("{} succeeded, produced {}", job(new), produced.join(", "))
                 };
-                events.push(normal("Succeeded", note));
+                events.push(normal(EventReason::Succeeded, note));
             }
             Some(Phase::Failed) => {
                 let c = find(new, condition::FAILED);
-                let reason = c
-                    .map(|c| c.reason.clone())
-                    .unwrap_or_else(|| Reason::JobFailed.to_string());
+                let reason = c.and_then(reason_of).unwrap_or(Reason::JobFailed);
                 events.push(warning(
-                    &reason,
+                    reason,
                     c.map(|c| c.message.clone()).unwrap_or_default(),
                 ));
             }
-            Some(Phase::Paused) => {
-                events.push(normal("Paused", "polling paused by annotation".into()))
-            }
+            Some(Phase::Paused) => events.push(normal(
+                EventReason::Paused,
+                "polling paused by annotation".into(),
+            )),
             _ => {}
         }
     }
@@ -98,11 +141,14 @@ pub fn transition_events(old: &CloudJobStatus, new: &CloudJobStatus) -> Vec<Even
             .rev()
             .find(|m| before < **m && after >= **m)
         {
-            events.push(normal("Progress", format!("{after}% done (passed {m}%)")));
+            events.push(normal(
+                EventReason::Progress,
+                format!("{after}% done (passed {m}%)"),
+            ));
         }
         if new.current_task.is_some() && new.current_task != old.current_task {
             events.push(normal(
-                "TaskChanged",
+                EventReason::TaskChanged,
                 format!(
                     "current task: {}",
                     new.current_task.as_deref().unwrap_or("")
@@ -113,23 +159,21 @@ pub fn transition_events(old: &CloudJobStatus, new: &CloudJobStatus) -> Vec<Even
 
     // Problems: a warning when one starts or changes kind, a normal event when it clears.
     let problem = |s: &CloudJobStatus| {
-        find(s, condition::READY)
-            .filter(|c| {
-                Reason::ALL.iter().any(|r| {
-                    r.as_str() == c.reason && (r.is_lasting_problem() || r.is_transient_problem())
-                })
-            })
-            .map(|c| (c.reason.clone(), c.message.clone()))
+        find(s, condition::READY).and_then(|c| {
+            reason_of(c)
+                .filter(|r| r.is_lasting_problem() || r.is_transient_problem())
+                .map(|r| (r, c.message.clone()))
+        })
     };
     match (problem(old), problem(new)) {
         (old_problem, Some((reason, message)))
-            if old_problem.as_ref().map(|p| &p.0) != Some(&reason) =>
+            if old_problem.as_ref().map(|p| p.0) != Some(reason) =>
         {
-            events.push(warning(&reason, message))
+            events.push(warning(reason, message))
         }
         (Some((reason, _)), None) if !new.phase.is_some_and(Phase::is_terminal) => {
             events.push(normal(
-                "Recovered",
+                EventReason::Recovered,
                 format!("{reason} cleared, polling normally again"),
             ))
         }
@@ -138,24 +182,33 @@ pub fn transition_events(old: &CloudJobStatus, new: &CloudJobStatus) -> Vec<Even
     events
 }
 
+/// The typed reason of a condition this operator wrote; `None` for anything else.
+fn reason_of(condition: &Condition) -> Option<Reason> {
+    condition.reason.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{
-        cloud::model::JobObservation,
+        cloud::{client::CloudError, model::JobObservation},
+        plan::Problem,
         status::{Outcome, next_status},
         test_support::cloudjob,
     };
     use serde_json::json;
 
-    fn step(old: &CloudJobStatus, outcome: Outcome) -> CloudJobStatus {
+    fn step(old: &CloudJobStatus, outcome: Outcome<'_>) -> CloudJobStatus {
         let mut cj = cloudjob("a");
         cj.status = Some(old.clone());
         next_status(&cj, &outcome, "2026-01-01T00:00:00Z".parse().expect("ts"))
     }
 
-    fn job(v: serde_json::Value) -> Outcome {
-        Outcome::Observed(Box::new(JobObservation::from_value(&v).expect("job")))
+    /// Leaked so that the borrowed outcome lives as long as the test needs it.
+    fn job(v: serde_json::Value) -> Outcome<'static> {
+        Outcome::Observed(Box::leak(Box::new(
+            JobObservation::from_value(&v).expect("job"),
+        )))
     }
 
     fn reasons(events: &[EventSpec]) -> Vec<&str> {
@@ -224,11 +277,13 @@ mod tests {
             &CloudJobStatus::default(),
             job(json!({"status": "RUNNING"})),
         );
-        let throttled = Outcome::Problem {
-            reason: Reason::Throttled,
-            message: "429 APIGW.0308".into(),
-        };
-        let s1 = step(&s0, throttled.clone());
+        let problem = Problem::Cloud(CloudError::Throttled {
+            code: "APIGW.0308".into(),
+            message: "429".into(),
+            retry_after: None,
+        });
+        let throttled = Outcome::Problem(&problem);
+        let s1 = step(&s0, throttled);
         assert_eq!(reasons(&transition_events(&s0, &s1)), ["Throttled"]);
         let s2 = step(&s1, throttled);
         assert!(

@@ -1,3 +1,4 @@
+use anyhow::Context as _;
 use clap::Parser;
 use cloudjob_operator::cli::{Cli, Command, LogFormat};
 use tracing_subscriber::{EnvFilter, fmt};
@@ -17,7 +18,10 @@ async fn main() -> anyhow::Result<()> {
                 LogFormat::Json => fmt().json().with_env_filter(filter).init(),
                 LogFormat::Text => fmt().with_env_filter(filter).init(),
             }
-            cloudjob_operator::run(*args).await
+            let client = kube::Client::try_default()
+                .await
+                .context("cannot configure a Kubernetes client")?;
+            cloudjob_operator::run(client, args.config()).await
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Prometheus metrics, every label from a bounded set (never object names or error text).
 
 use std::time::Duration;
+use strum::VariantArray as _;
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -172,14 +173,7 @@ impl Metrics {
 
     /// Sets the jobs-by-phase gauge from a fresh count (phases absent from `counts` are set to 0).
     pub fn set_jobs_by_phase(&self, counts: &[(Option<Phase>, i64)]) {
-        let phases = [
-            None,
-            Some(Phase::Pending),
-            Some(Phase::Running),
-            Some(Phase::Succeeded),
-            Some(Phase::Failed),
-            Some(Phase::Paused),
-        ];
+        let phases = std::iter::once(None).chain(Phase::VARIANTS.iter().copied().map(Some));
         for phase in phases {
             let n = counts
                 .iter()

@@ -111,20 +111,10 @@ pub fn annotation_interval(cj: &CloudJob) -> Option<Duration> {
     )
 }
 
+/// At least one second, at most a day: the annotation steers polling, it cannot stop it or flood the cloud.
 fn parse_interval(raw: &str) -> Option<Duration> {
-    let raw = raw.trim();
-    let (number, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => raw.split_at(i),
-        None => (raw, "s"),
-    };
-    let n: u64 = number.parse().ok()?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n.checked_mul(60)?,
-        "h" => n.checked_mul(3600)?,
-        _ => return None,
-    };
-    (secs >= 1).then(|| Duration::from_secs(secs.min(24 * 3600)))
+    let interval = crate::duration::parse(raw).ok()?;
+    (interval >= Duration::from_secs(1)).then(|| interval.min(Duration::from_secs(24 * 3600)))
 }
 
 #[cfg(test)]

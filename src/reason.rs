@@ -1,7 +1,17 @@
 //! The bounded set of reasons that appear in conditions, events and metrics.
 
 /// Why a CloudJob is in the state it is in. Every value is documented in the README's conditions table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 pub enum Reason {
     /// The job is pending or running normally.
     Progressing,
@@ -39,24 +49,7 @@ pub enum Reason {
 
 impl Reason {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Progressing => "Progressing",
-            Reason::Succeeded => "Succeeded",
-            Reason::JobFailed => "JobFailed",
-            Reason::PartiallyFailed => "PartiallyFailed",
-            Reason::DeadlineExceeded => "DeadlineExceeded",
-            Reason::Suspended => "Suspended",
-            Reason::SecretNotFound => "SecretNotFound",
-            Reason::SecretInvalid => "SecretInvalid",
-            Reason::AuthenticationFailed => "AuthenticationFailed",
-            Reason::Forbidden => "Forbidden",
-            Reason::JobNotFound => "JobNotFound",
-            Reason::RequestRejected => "RequestRejected",
-            Reason::InvalidEndpoint => "InvalidEndpoint",
-            Reason::Throttled => "Throttled",
-            Reason::CloudUnavailable => "CloudUnavailable",
-            Reason::InvalidResponse => "InvalidResponse",
-        }
+        self.into()
     }
 
     /// A problem that will not go away by itself: it needs a person (a Secret, a permission, a job id),
@@ -81,26 +74,6 @@ impl Reason {
             Reason::Throttled | Reason::CloudUnavailable | Reason::InvalidResponse
         )
     }
-
-    /// Every reason, for tests and docs.
-    pub const ALL: [Reason; 16] = [
-        Reason::Progressing,
-        Reason::Succeeded,
-        Reason::JobFailed,
-        Reason::PartiallyFailed,
-        Reason::DeadlineExceeded,
-        Reason::Suspended,
-        Reason::SecretNotFound,
-        Reason::SecretInvalid,
-        Reason::AuthenticationFailed,
-        Reason::Forbidden,
-        Reason::JobNotFound,
-        Reason::RequestRejected,
-        Reason::InvalidEndpoint,
-        Reason::Throttled,
-        Reason::CloudUnavailable,
-        Reason::InvalidResponse,
-    ];
 }
 
 impl std::fmt::Display for Reason {
@@ -112,10 +85,11 @@ impl std::fmt::Display for Reason {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strum::VariantArray as _;
 
     #[test]
     fn reasons_match_the_kubernetes_condition_reason_format() {
-        for reason in Reason::ALL {
+        for reason in Reason::VARIANTS {
             let s = reason.as_str();
             assert!(
                 s.chars().next().is_some_and(|c| c.is_ascii_alphabetic()),
@@ -127,7 +101,7 @@ mod tests {
 
     #[test]
     fn no_reason_is_both_lasting_and_transient() {
-        for reason in Reason::ALL {
+        for reason in Reason::VARIANTS {
             assert!(
                 !(reason.is_lasting_problem() && reason.is_transient_problem()),
                 "{reason}"

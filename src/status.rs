@@ -9,8 +9,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 
 use crate::{
+    cloud::client::CloudError,
     cloud::model::{JobObservation, JobState},
-    crd::{CloudJob, CloudJobStatus, Outputs, Phase, RECONCILE_REQUESTED_ANNOTATION},
+    crd::{
+        CloudJob, CloudJobStatus, Outputs, PAUSED_ANNOTATION, Phase, RECONCILE_REQUESTED_ANNOTATION,
+    },
+    credentials,
+    plan::Problem,
     reason::Reason,
 };
 
@@ -28,13 +33,13 @@ pub mod condition {
     pub const FAILED: &str = "Failed";
 }
 
-/// What reconcile learned this time.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
+/// What the status is computed from, as the plan decided it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Outcome<'a> {
     /// The cloud answered with the job.
-    Observed(Box<JobObservation>),
+    Observed(&'a JobObservation),
     /// The job could not be read.
-    Problem { reason: Reason, message: String },
+    Problem(&'a Problem),
     /// Polling is paused by annotation.
     Paused,
     /// `spec.activeDeadlineSeconds` has passed.
@@ -42,14 +47,10 @@ pub enum Outcome {
 }
 
 /// The status the CloudJob should have after `outcome`, starting from its current status.
-pub fn next_status(cj: &CloudJob, outcome: &Outcome, now: Timestamp) -> CloudJobStatus {
+/// Not for a finished job: the plan gives that one [`bookkeeping`] only.
+pub fn next_status(cj: &CloudJob, outcome: &Outcome<'_>, now: Timestamp) -> CloudJobStatus {
     let mut status = bookkeeping(cj);
     let generation = cj.metadata.generation;
-    // A finished job never changes again: only bookkeeping fields follow the object.
-    if status.phase.is_some_and(Phase::is_terminal) {
-        return status;
-    }
-
     let conditions = Conditions { generation, now };
     match outcome {
         Outcome::Observed(job) => {
@@ -109,7 +110,9 @@ pub fn next_status(cj: &CloudJob, outcome: &Outcome, now: Timestamp) -> CloudJob
                 }
             }
         }
-        Outcome::Problem { reason, message } => {
+        Outcome::Problem(problem) => {
+            let (reason, message) = explain(problem, cj);
+            let (reason, message) = (&reason, &message);
             if status.phase.is_none() || status.phase == Some(Phase::Paused) {
                 status.phase = Some(Phase::Pending);
             }
@@ -132,14 +135,15 @@ pub fn next_status(cj: &CloudJob, outcome: &Outcome, now: Timestamp) -> CloudJob
         }
         Outcome::Paused => {
             status.phase = Some(Phase::Paused);
-            let message =
-                "polling is paused by the cloudjob.io/paused annotation; remove it to resume";
+            let message = format!(
+                "polling is paused by the {PAUSED_ANNOTATION} annotation; remove it to resume"
+            );
             conditions.set(
                 &mut status,
                 condition::READY,
                 false,
                 Reason::Suspended,
-                message,
+                &message,
             );
             remove(&mut status, condition::RECONCILING);
             remove(&mut status, condition::STALLED);
@@ -272,6 +276,85 @@ fn progress_message(job: &JobObservation) -> String {
     message
 }
 
+/// A problem as a condition reason and a message that says what to do next.
+fn explain(problem: &Problem, cj: &CloudJob) -> (Reason, String) {
+    let reference = &cj.spec.credentials_secret_ref;
+    let secret = &reference.name;
+    match problem {
+        Problem::SecretNotFound => (
+            Reason::SecretNotFound,
+            format!(
+                "Secret {secret:?} not found in namespace {:?}: create it with the keys {} and {}; the job is polled as soon as it exists",
+                cj.metadata.namespace.as_deref().unwrap_or_default(),
+                reference
+                    .access_key_key
+                    .as_deref()
+                    .unwrap_or(credentials::DEFAULT_ACCESS_KEY_KEY),
+                reference
+                    .secret_key_key
+                    .as_deref()
+                    .unwrap_or(credentials::DEFAULT_SECRET_KEY_KEY),
+            ),
+        ),
+        Problem::SecretInvalid(e) => (
+            Reason::SecretInvalid,
+            format!("{e}: fix the Secret or spec.credentialsSecretRef's key names"),
+        ),
+        Problem::InvalidEndpoint(e) => (
+            Reason::InvalidEndpoint,
+            format!("{e}; fix spec.endpoint (or the operator's --endpoint-template)"),
+        ),
+        Problem::Cloud(e) => explain_cloud_error(e, cj),
+    }
+}
+
+fn explain_cloud_error(e: &CloudError, cj: &CloudJob) -> (Reason, String) {
+    let secret = &cj.spec.credentials_secret_ref.name;
+    match e {
+        CloudError::Throttled { retry_after, .. } => {
+            let when = retry_after.map_or("with back-off".to_string(), |d| {
+                format!("after {} s (Retry-After)", d.as_secs())
+            });
+            (Reason::Throttled, format!("{e}; retrying {when}"))
+        }
+        CloudError::Unauthorized { .. } => (
+            Reason::AuthenticationFailed,
+            format!("{e}; check the access key and secret key in Secret {secret:?}"),
+        ),
+        CloudError::Forbidden { .. } => (
+            Reason::Forbidden,
+            format!(
+                "{e}; check that the credentials in Secret {secret:?} may read jobs of project {:?}",
+                cj.spec.project_id
+            ),
+        ),
+        CloudError::NotFound { .. } => (
+            Reason::JobNotFound,
+            format!(
+                "{e}; check spec.jobId, spec.projectId, spec.service and spec.region (the cloud deletes jobs about a day after they finish)"
+            ),
+        ),
+        CloudError::Rejected { .. } => (
+            Reason::RequestRejected,
+            format!("{e}; check the CloudJob's spec"),
+        ),
+        CloudError::Unavailable { .. } | CloudError::Transport(_) => (
+            Reason::CloudUnavailable,
+            format!("{e}; retrying with back-off"),
+        ),
+        CloudError::InvalidResponse(_) => (
+            Reason::InvalidResponse,
+            format!("{e}; retrying with back-off"),
+        ),
+        CloudError::Endpoint(_) => (Reason::InvalidEndpoint, format!("{e}; check spec.endpoint")),
+        // The request could not be signed: the credentials hold something a header cannot carry.
+        CloudError::Signing(_) => (
+            Reason::SecretInvalid,
+            format!("{e}; check the keys in Secret {secret:?}"),
+        ),
+    }
+}
+
 /// Sets and removes conditions, keeping `lastTransitionTime` unless the status flips.
 struct Conditions {
     generation: Option<i64>,
@@ -339,8 +422,11 @@ mod tests {
         "2026-01-01T00:00:00Z".parse().expect("ts")
     }
 
-    fn observed(value: serde_json::Value) -> Outcome {
-        Outcome::Observed(Box::new(JobObservation::from_value(&value).expect("job")))
+    /// Leaked so that the borrowed outcome lives as long as the test needs it.
+    fn observed(value: serde_json::Value) -> Outcome<'static> {
+        Outcome::Observed(Box::leak(Box::new(
+            JobObservation::from_value(&value).expect("job"),
+        )))
     }
 
     fn cond<'a>(s: &'a CloudJobStatus, t: &str) -> Option<(&'a str, &'a str)> {
@@ -389,7 +475,7 @@ mod tests {
         ))
         .expect("fixture");
         let job = JobObservation::parse(&body).expect("job");
-        let s = next_status(&cj, &Outcome::Observed(Box::new(job)), now());
+        let s = next_status(&cj, &Outcome::Observed(&job), now());
         assert_eq!(s.phase, Some(Phase::Succeeded));
         assert_eq!(cond(&s, condition::READY), Some(("True", "Succeeded")));
         assert_eq!(cond(&s, condition::COMPLETE), Some(("True", "Succeeded")));
@@ -486,11 +572,7 @@ mod tests {
     #[test]
     fn lasting_problem_is_stalled_and_clears_when_fixed() {
         let cj = cloudjob("a");
-        let problem = Outcome::Problem {
-            reason: Reason::SecretNotFound,
-            message: "secret creds not found".into(),
-        };
-        let s = next_status(&cj, &problem, now());
+        let s = next_status(&cj, &Outcome::Problem(&Problem::SecretNotFound), now());
         assert_eq!(s.phase, Some(Phase::Pending));
         assert_eq!(
             cond(&s, condition::STALLED),
@@ -515,10 +597,11 @@ mod tests {
         );
         let s = next_status(
             &cj,
-            &Outcome::Problem {
-                reason: Reason::Throttled,
+            &Outcome::Problem(&Problem::Cloud(CloudError::Throttled {
+                code: "APIGW.0308".into(),
                 message: "429".into(),
-            },
+                retry_after: None,
+            })),
             now(),
         );
         assert_eq!(s.phase, Some(Phase::Running));
@@ -569,26 +652,6 @@ mod tests {
         let cj = with_status(cj, second);
         let third = next_status(&cj, &observed(json!({"status": "SUCCESS"})), later);
         assert_eq!(t(&third), Time(later));
-    }
-
-    #[test]
-    fn terminal_status_is_frozen_except_bookkeeping() {
-        let cj = cloudjob("a");
-        let done = next_status(
-            &cj,
-            &observed(json!({"status": "SUCCESS", "entities": {"image_id": "i"}})),
-            now(),
-        );
-        let mut cj = with_status(cj, done.clone());
-        cj.metadata.generation = Some(2);
-        let s = next_status(&cj, &observed(json!({"status": "FAIL"})), now());
-        assert_eq!(s.phase, Some(Phase::Succeeded));
-        assert_eq!(s.observed_generation, Some(2));
-        assert!(
-            s.conditions
-                .iter()
-                .all(|c| c.observed_generation == Some(2))
-        );
     }
 
     #[test]

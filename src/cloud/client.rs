@@ -14,7 +14,9 @@ use super::{
 /// Largest response body read; a jobs API answer is a few KiB even for big batches.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Longest `Retry-After` honoured; a larger value is capped so a job is not forgotten for hours.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+/// Shortest `Retry-After` honoured: `0` (or a date in the past) must not make a job re-poll at once.
+pub const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// What went wrong talking to the cloud, in the categories the controller acts on.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -185,7 +187,6 @@ pub fn signed_headers(
         .as_str()
         .parse()
         .map_err(|e: http::uri::InvalidUri| CloudError::Signing(e.to_string()))?;
-    let now = chrono::DateTime::from_timestamp(now.as_second(), 0).unwrap_or_default();
     aksk::sign(creds, &Method::GET, &uri, &mut headers, b"", now)
         .map_err(|e| CloudError::Signing(e.to_string()))?;
     Ok(headers)
@@ -272,20 +273,27 @@ pub fn classify(
     }
 }
 
+/// `Retry-After` as delay-seconds or an HTTP date, clamped into [`MIN_RETRY_AFTER`, `MAX_RETRY_AFTER`].
+/// Any number the cloud sends (`1e300`, `-5`, `NaN`) is handled; an unreadable value is ignored.
 fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
+    parse_retry_after_at(value, jiff::Timestamp::now())
+}
+
+fn parse_retry_after_at(value: &HeaderValue, now: jiff::Timestamp) -> Option<Duration> {
     let raw = value.to_str().ok()?.trim();
+    let clamp = |d: Duration| d.clamp(MIN_RETRY_AFTER, MAX_RETRY_AFTER);
     if let Ok(seconds) = raw.parse::<f64>() {
-        if seconds.is_finite() && seconds >= 0.0 {
-            return Some(Duration::from_secs_f64(seconds).min(MAX_RETRY_AFTER));
+        if seconds.is_nan() {
+            return None;
         }
-        return None;
+        // Clamp as a float first: Duration::from_secs_f64 panics on values it cannot hold.
+        let seconds = seconds.clamp(0.0, MAX_RETRY_AFTER.as_secs_f64());
+        return Some(clamp(Duration::from_secs_f64(seconds)));
     }
-    // HTTP-date form.
-    let date = chrono::DateTime::parse_from_rfc2822(raw).ok()?;
-    let wait = (date.with_timezone(&chrono::Utc) - chrono::Utc::now())
-        .to_std()
-        .unwrap_or(Duration::ZERO);
-    Some(wait.min(MAX_RETRY_AFTER))
+    // HTTP-date form (RFC 9110 IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`).
+    let date = jiff::fmt::rfc2822::parse(raw).ok()?.timestamp();
+    let wait = Duration::try_from(date.duration_since(now)).unwrap_or(Duration::ZERO);
+    Some(clamp(wait))
 }
 
 fn describe_transport_error(e: &reqwest::Error) -> String {
@@ -425,6 +433,30 @@ mod tests {
             Some(MAX_RETRY_AFTER)
         );
         assert_eq!(parse_retry_after(&HeaderValue::from_static("soon")), None);
+    }
+
+    #[test]
+    fn hostile_retry_after_values_are_clamped_never_panic() {
+        let parse = |raw: &'static str| parse_retry_after(&HeaderValue::from_static(raw));
+        for huge in ["1e300", "inf", "1.8e19", "18446744073709551616"] {
+            assert_eq!(parse(huge), Some(MAX_RETRY_AFTER), "{huge}");
+        }
+        for tiny in ["0", "-5", "-inf", "0.0001"] {
+            assert_eq!(parse(tiny), Some(MIN_RETRY_AFTER), "{tiny}");
+        }
+        assert_eq!(parse("NaN"), None);
+    }
+
+    #[test]
+    fn retry_after_dates_count_from_now() {
+        let now: jiff::Timestamp = "1994-11-06T08:49:00Z".parse().expect("ts");
+        let at = |raw: &'static str| parse_retry_after_at(&HeaderValue::from_static(raw), now);
+        assert_eq!(
+            at("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::from_secs(37))
+        );
+        assert_eq!(at("Sun, 06 Nov 1994 08:00:00 GMT"), Some(MIN_RETRY_AFTER));
+        assert_eq!(at("Mon, 07 Nov 1994 08:49:37 GMT"), Some(MAX_RETRY_AFTER));
     }
 
     #[test]

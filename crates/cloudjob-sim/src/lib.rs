@@ -93,8 +93,7 @@ impl Default for SimConfig {
             credentials: vec![Credentials::new("sim-ak", "sim-sk")],
             time_scale: 1.0,
             expiry: std::time::Duration::from_secs(24 * 3600),
-            // The API gateway's 15 minutes.
-            max_clock_skew: std::time::Duration::from_secs(15 * 60),
+            max_clock_skew: aksk::MAX_CLOCK_SKEW,
             clock: Clock::System,
         }
     }

@@ -2,7 +2,7 @@
 //! API gateway and the services would, after AK/SK verification and fault injection.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Extension;
 use axum::body::Body;
@@ -332,58 +332,23 @@ fn unauthorized(err: &aksk::VerifyError, rid: &str) -> Response {
     gateway_error(StatusCode::UNAUTHORIZED, "APIGW.0301", &msg, rid)
 }
 
-/// `aksk::verify`, with `X-Sdk-Date` judged against the simulator's clock (which may be a manual
-/// one) and its configured skew. aksk is given the request's own date as "now", so its own skew
-/// check passes; the order of the checks stays the gateway's: header syntax, skew, key, signature.
+/// `aksk::verify` against the simulator's clock (which may be a manual one) and configured skew.
 fn verify_signature(
     state: &SimState,
     parts: &http::request::Parts,
     body: &[u8],
     now: Timestamp,
 ) -> Result<(), aksk::VerifyError> {
-    use aksk::VerifyError as E;
-    let signed_at = sdk_date(&parts.headers);
-    let verified = aksk::verify(
+    aksk::verify(
         &parts.method,
         &parts.uri,
         &parts.headers,
         body,
         |ak| state.credentials.get(ak).cloned(),
-        SystemTime::from(signed_at.unwrap_or(now)).into(),
-        aksk::MAX_CLOCK_SKEW,
-    );
-    match (verified, signed_at) {
-        (
-            Err(
-                e @ (E::MissingAuthorization
-                | E::MalformedAuthorization(_)
-                | E::UnsupportedAlgorithm(_)
-                | E::MissingDate
-                | E::MalformedDate(_)),
-            ),
-            _,
-        ) => Err(e),
-        (verified, Some(signed_at)) => {
-            let skew = now.duration_since(signed_at);
-            if skew.unsigned_abs() > state.max_clock_skew {
-                return Err(E::ClockSkew {
-                    skew_seconds: skew.as_secs(),
-                });
-            }
-            verified.map(drop)
-        }
-        (verified, None) => verified.map(drop),
-    }
-}
-
-/// The `X-Sdk-Date` header (`20241106T061943Z`) as a time.
-fn sdk_date(headers: &HeaderMap) -> Option<Timestamp> {
-    let value = headers.get(aksk::SDK_DATE_HEADER)?.to_str().ok()?;
-    let civil = jiff::civil::DateTime::strptime("%Y%m%dT%H%M%SZ", value).ok()?;
-    civil
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .ok()
-        .map(|z| z.timestamp())
+        now,
+        state.max_clock_skew,
+    )
+    .map(drop)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::ops::Deref;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aksk::Credentials;
 use cloudjob_sim::{Clock, ManualClock, SimConfig, Simulator};
@@ -76,15 +76,7 @@ pub fn signed_request(
 
 /// `aksk::sign` of a body-less GET at `now`.
 pub fn sign(creds: &Credentials, uri: &http::Uri, headers: &mut HeaderMap, now: Timestamp) {
-    aksk::sign(
-        creds,
-        &http::Method::GET,
-        uri,
-        headers,
-        b"",
-        SystemTime::from(now).into(),
-    )
-    .unwrap();
+    aksk::sign(creds, &http::Method::GET, uri, headers, b"", now).unwrap();
 }
 
 pub async fn get(client: &Client, url: &str) -> reqwest::Response {

@@ -1,0 +1,231 @@
+//! Apply: carries a plan out. Writes the status (server-side apply, one field manager) only when it
+//! differs from the one the CloudJob has, then publishes the plan's events.
+
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    core::error_boundary::InvalidObject,
+    runtime::events::{Event, EventType, Recorder},
+};
+use tracing::warn;
+
+use super::{Context, Shared, WatchedCloudJob, observe::API_TIMEOUT};
+use crate::{
+    crd::{CloudJob, CloudJobStatus},
+    error::Error,
+    events::{EventReason, EventSpec},
+    plan::Plan,
+    text,
+};
+
+/// The field manager of every status write (server-side apply), and the events' reporting controller.
+pub const FIELD_MANAGER: &str = "cloudjob-operator";
+/// Longest note Kubernetes accepts on an event.
+const MAX_EVENT_NOTE: usize = 1000;
+
+/// Writes the planned status when it changed, then publishes the planned events.
+pub async fn apply(cj: &CloudJob, plan: &Plan, ctx: &Context) -> Result<(), Error> {
+    if cj.status.as_ref() == Some(&plan.status) {
+        return Ok(());
+    }
+    patch_status(cj, &plan.status, &ctx.shared).await?;
+    for event in &plan.events {
+        publish(cj, event, &ctx.shared).await;
+    }
+    Ok(())
+}
+
+/// Tells about a CloudJob that cannot be decoded, in the log and (best effort) in a Warning event: it is
+/// skipped, and every other CloudJob goes on.
+pub async fn report_invalid(object: &WatchedCloudJob, invalid: &InvalidObject, ctx: &Context) {
+    warn!(
+        namespace = object.namespace().unwrap_or_default(),
+        name = %object.name_any(),
+        error = %text::prefix(&invalid.error, MAX_EVENT_NOTE),
+        "skipping a CloudJob that cannot be decoded"
+    );
+    let event = EventSpec {
+        warning: true,
+        reason: EventReason::InvalidObject,
+        action: "Decode",
+        note: format!(
+            "the operator cannot read this CloudJob and skips it ({}); fix or recreate it",
+            invalid.error
+        ),
+    };
+    publish_to(&object.object_ref(&()), &event, &ctx.shared).await;
+}
+
+async fn patch_status(
+    cj: &CloudJob,
+    status: &CloudJobStatus,
+    shared: &Shared,
+) -> Result<(), Error> {
+    let namespace = cj.namespace().ok_or(Error::MissingNamespace)?;
+    let api: Api<CloudJob> = Api::namespaced(shared.client.clone(), &namespace);
+    let patch = serde_json::json!({
+        "apiVersion": CloudJob::api_version(&()),
+        "kind": CloudJob::kind(&()),
+        "status": status,
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    tokio::time::timeout(
+        API_TIMEOUT,
+        api.patch_status(&cj.name_any(), &params, &Patch::Apply(&patch)),
+    )
+    .await
+    .map_err(|_| Error::Timeout(API_TIMEOUT))?
+    .map_err(Error::StatusPatch)?;
+    shared.metrics.status_patched();
+    Ok(())
+}
+
+/// Events are best effort: a failure to publish one is logged, never fails the reconcile.
+async fn publish(cj: &CloudJob, event: &EventSpec, shared: &Shared) {
+    publish_to(&cj.object_ref(&()), event, shared).await;
+}
+
+async fn publish_to(
+    regarding: &k8s_openapi::api::core::v1::ObjectReference,
+    spec: &EventSpec,
+    shared: &Shared,
+) {
+    let reason = spec.reason.as_str();
+    let event = Event {
+        type_: if spec.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.to_string(),
+        note: Some(text::prefix(&spec.note, MAX_EVENT_NOTE).to_string()),
+        action: spec.action.to_string(),
+        secondary: None,
+    };
+    let published = if spec.warning {
+        shared.warnings.publish(&event, regarding).await
+    } else {
+        Recorder::new(shared.client.clone(), shared.reporter.clone())
+            .publish(&event, regarding)
+            .await
+    };
+    match published {
+        Ok(()) => shared.metrics.event_published(spec.warning, reason),
+        Err(e) => warn!(reason, error = %e, "cannot publish event"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        cloud::model::JobObservation,
+        controller::mock,
+        plan::{self, Observation, Rules},
+        poll::PollMode,
+        test_support::cloudjob,
+    };
+    use http::Method;
+    use serde_json::json;
+
+    /// The plan after seeing `cj`'s job running with a task: status Running, events Started and TaskChanged.
+    fn running(cj: &CloudJob) -> Plan {
+        let job = JobObservation::from_value(
+            &json!({"status": "RUNNING", "entities": {"current_task": "CopyData"}}),
+        )
+        .expect("job");
+        let rules = Rules {
+            poll_mode: PollMode::Adaptive,
+        };
+        let now = "2026-01-01T00:00:10Z".parse().expect("ts");
+        plan::plan(cj, &Observation::Job(Box::new(job)), now, &rules, 1.0)
+    }
+
+    fn with_status(mut cj: CloudJob, status: &CloudJobStatus) -> CloudJob {
+        cj.status = Some(status.clone());
+        cj
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_status_is_neither_written_nor_announced() {
+        let (ctx, mut api) = mock::context();
+        let cj = cloudjob("a");
+        let cj = with_status(cj.clone(), &running(&cj).status);
+        let again = running(&cj);
+        assert!(again.events.is_empty());
+        apply(&cj, &again, &ctx).await.expect("nothing to do");
+        drop(ctx);
+        assert!(
+            api.next_request().await.is_none(),
+            "no request reached the API server"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_changed_status_is_patched_first_then_its_events_are_published_in_order() {
+        let (ctx, mut api) = mock::context();
+        let cj = cloudjob("a");
+        let plan = running(&cj);
+        let written = with_status(cj.clone(), &plan.status);
+        let task = tokio::spawn({
+            let ctx = ctx.clone();
+            async move { apply(&cj, &plan, &ctx).await }
+        });
+
+        let (method, uri, body, send) = mock::next_request(&mut api).await;
+        assert_eq!(method, Method::PATCH);
+        assert!(
+            uri.starts_with("/apis/cloudjob.io/v1alpha1/namespaces/ns/cloudjobs/a/status?"),
+            "{uri}"
+        );
+        assert!(uri.contains("fieldManager=cloudjob-operator") && uri.contains("force=true"));
+        assert_eq!(body["status"]["phase"], "Running");
+        assert_eq!(body["status"]["currentTask"], "CopyData");
+        mock::respond(send, 200, serde_json::to_value(&written).expect("json"));
+
+        for expected in ["Started", "TaskChanged"] {
+            let (method, uri, body, send) = mock::next_request(&mut api).await;
+            assert_eq!(method, Method::POST);
+            assert!(
+                uri.starts_with("/apis/events.k8s.io/v1/namespaces/ns/events"),
+                "{uri}"
+            );
+            assert_eq!(body["reason"], expected);
+            assert_eq!(body["type"], "Normal");
+            assert_eq!(body["regarding"]["name"], "a");
+            mock::respond(send, 201, body);
+        }
+        task.await.expect("apply task").expect("applied");
+        drop(ctx);
+        assert!(
+            api.next_request().await.is_none(),
+            "nothing after the events"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_status_write_is_an_error_and_announces_nothing() {
+        let (ctx, mut api) = mock::context();
+        let cj = cloudjob("a");
+        let plan = running(&cj);
+        let task = tokio::spawn({
+            let ctx = ctx.clone();
+            async move { apply(&cj, &plan, &ctx).await }
+        });
+        let (method, _, _, send) = mock::next_request(&mut api).await;
+        assert_eq!(method, Method::PATCH);
+        mock::respond(
+            send,
+            500,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                   "message": "etcdserver: request timed out", "reason": "InternalError", "code": 500}),
+        );
+        let result = task.await.expect("apply task");
+        assert!(matches!(result, Err(Error::StatusPatch(_))), "{result:?}");
+        drop(ctx);
+        assert!(
+            api.next_request().await.is_none(),
+            "no event for a status that was not written"
+        );
+    }
+}

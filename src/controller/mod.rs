@@ -1,0 +1,348 @@
+//! The controller: watches CloudJobs (and the Secrets they name) and reconciles each one as
+//! observe (I/O, `observe`) → plan (pure, `crate::plan`) → apply (I/O, `apply`), in `reconcile`.
+//!
+//! This module is the watch side: one kube-runtime `Controller` per watched namespace (or one for all),
+//! the streams that feed it, and the state the reconciles share.
+
+mod apply;
+mod observe;
+mod reconcile;
+
+use std::{
+    collections::HashMap,
+    hash::{Hash, Hasher},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::{StreamExt, TryStreamExt, future};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::PartialObjectMeta,
+    core::DeserializeGuard,
+    runtime::{
+        Controller, PredicateConfig, WatchStreamExt,
+        controller::{self},
+        events::{Recorder, Reporter},
+        reflector::{self, ObjectRef, Store},
+        watcher,
+    },
+};
+use tracing::{debug, info, warn};
+
+use crate::{
+    cloud::client::CloudClient,
+    config::Config,
+    crd::{
+        CloudJob, PAUSED_ANNOTATION, POLL_INTERVAL_ANNOTATION, Phase,
+        RECONCILE_REQUESTED_ANNOTATION,
+    },
+    credentials::CredentialCache,
+    metrics::Metrics,
+    plan::Rules,
+};
+
+pub use apply::FIELD_MANAGER;
+use reconcile::Backoffs;
+
+/// A CloudJob as the watch delivers it: decoded, or the metadata and error of one that does not decode,
+/// so that one bad object is skipped instead of failing the list of every CloudJob.
+pub type WatchedCloudJob = DeserializeGuard<CloudJob>;
+
+/// State shared by the controllers of all watched namespaces.
+pub struct Shared {
+    pub client: Client,
+    pub cloud: CloudClient,
+    /// Publishes Warning events. Its cache folds a repeated warning (a job throttled again and again) into
+    /// one Event with a growing series count.
+    pub warnings: Recorder,
+    /// Normal events are one per transition and never repeat, so folding has nothing to fold: each is
+    /// published through a fresh Recorder, instead of keeping every one in a shared 6-minute cache
+    /// (kube-runtime's), which at 10,000 jobs was the bulk of the operator's memory.
+    reporter: Reporter,
+    pub metrics: Arc<Metrics>,
+    pub config: Config,
+    rules: Rules,
+    credentials: CredentialCache,
+    backoffs: Backoffs,
+}
+
+impl Shared {
+    pub fn new(
+        client: Client,
+        cloud: CloudClient,
+        metrics: Arc<Metrics>,
+        config: Config,
+    ) -> Shared {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: Some(config.identity.clone()),
+        };
+        Shared {
+            warnings: Recorder::new(client.clone(), reporter.clone()),
+            reporter,
+            client,
+            cloud,
+            metrics,
+            rules: Rules {
+                poll_mode: config.poll_mode,
+            },
+            backoffs: Backoffs::new(
+                config.error_backoff_min,
+                config.error_backoff_max.max(config.error_backoff_min),
+            ),
+            config,
+            credentials: CredentialCache::default(),
+        }
+    }
+}
+
+/// Per-namespace context: the shared state plus that scope's Secret metadata cache.
+pub struct Context {
+    shared: Arc<Shared>,
+    secrets: Store<PartialObjectMeta<Secret>>,
+}
+
+/// Runs one controller per watched namespace (or one for all namespaces) until a shutdown signal.
+pub async fn run(shared: Arc<Shared>) {
+    let scopes: Vec<Option<String>> = if shared.config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        shared.config.namespaces.iter().cloned().map(Some).collect()
+    };
+    let stores: Arc<Mutex<Vec<Store<WatchedCloudJob>>>> = Arc::default();
+    let gauges = tokio::spawn(report_phases(shared.metrics.clone(), stores.clone()));
+    future::join_all(
+        scopes
+            .into_iter()
+            .map(|ns| run_scope(shared.clone(), ns, stores.clone())),
+    )
+    .await;
+    gauges.abort();
+}
+
+async fn run_scope(
+    shared: Arc<Shared>,
+    namespace: Option<String>,
+    stores: Arc<Mutex<Vec<Store<WatchedCloudJob>>>>,
+) {
+    let client = shared.client.clone();
+    // Secrets are watched as metadata only: their resourceVersion says when cached credentials are stale.
+    let (jobs, secrets): (Api<WatchedCloudJob>, Api<PartialObjectMeta<Secret>>) = match &namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client, ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client)),
+    };
+    let mut job_watch = watcher::Config::default().page_size(500);
+    if let Some(selector) = &shared.config.label_selector {
+        job_watch = job_watch.labels(selector);
+    }
+
+    let (job_store, job_writer) = reflector::store();
+    if let Ok(mut all) = stores.lock() {
+        all.push(job_store.clone());
+    }
+    let forget = shared.clone();
+    // managedFields are the largest part of an object and never read here: drop them before caching.
+    let job_stream = watcher(jobs, job_watch)
+        .modify(|cj: &mut WatchedCloudJob| cj.managed_fields_mut().clear())
+        .map_ok(move |event| {
+            // A deleted CloudJob is never reconciled again: drop its back-off state.
+            if let watcher::Event::Delete(cj) = &event {
+                forget.backoffs.forget(&ObjectRef::from_obj(cj));
+            }
+            event
+        })
+        .reflect(job_writer)
+        .applied_objects()
+        // Our own status writes must not trigger a poll: only spec and the annotations that steer
+        // polling do. Scheduled polls come from the requeue, not from watch events.
+        .predicate_filter(
+            relevant_change,
+            PredicateConfig::default().ttl(Duration::from_secs(7 * 24 * 3600)),
+        );
+
+    let (secret_store, secret_writer) = reflector::store();
+    let secret_changes = watcher(secrets, watcher::Config::default())
+        .reflect(secret_writer)
+        .filter_map(|event| {
+            future::ready(match event {
+                // The initial listing is not a change; CloudJobs are reconciled on start anyway.
+                Ok(watcher::Event::Apply(secret) | watcher::Event::Delete(secret)) => {
+                    Some(Ok(secret))
+                }
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+        });
+
+    let referrers = job_store.clone();
+    let context = Arc::new(Context {
+        shared: shared.clone(),
+        secrets: secret_store,
+    });
+    let scope = namespace.clone().unwrap_or_else(|| "*".into());
+    info!(namespace = %scope, "watching CloudJobs");
+    Controller::for_stream(job_stream, job_store)
+        .watches_stream(secret_changes, move |secret: PartialObjectMeta<Secret>| {
+            cloudjobs_using(&referrers, &secret)
+        })
+        .with_config(controller::Config::default().concurrency(shared.config.concurrency))
+        .shutdown_on_signal()
+        .run(reconcile::reconcile, reconcile::error_policy, context)
+        .for_each(|result| {
+            match result {
+                Ok((object, _)) => debug!(object = %object, "reconciled"),
+                Err(controller::Error::ReconcilerFailed(e, object)) => {
+                    warn!(object = %object, error = %e, "reconcile failed")
+                }
+                Err(e) => warn!(namespace = %scope, error = %e, "controller stream error"),
+            }
+            future::ready(())
+        })
+        .await;
+}
+
+/// Hash of what should trigger a reconcile: the spec (generation) and the polling annotations.
+fn relevant_change(cj: &WatchedCloudJob) -> Option<u64> {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    cj.meta().generation.hash(&mut hasher);
+    for key in [
+        PAUSED_ANNOTATION,
+        RECONCILE_REQUESTED_ANNOTATION,
+        POLL_INTERVAL_ANNOTATION,
+    ] {
+        cj.annotations().get(key).hash(&mut hasher);
+    }
+    Some(hasher.finish())
+}
+
+/// The CloudJobs whose credentials are in `secret`.
+fn cloudjobs_using(
+    jobs: &Store<WatchedCloudJob>,
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<WatchedCloudJob>> {
+    let (namespace, name) = (secret.namespace(), secret.name_any());
+    jobs.state()
+        .iter()
+        .filter(|guard| {
+            guard.0.as_ref().is_ok_and(|cj| {
+                cj.namespace() == namespace && cj.spec.credentials_secret_ref.name == name
+            })
+        })
+        .map(|guard| ObjectRef::from_obj(guard.as_ref()))
+        .collect()
+}
+
+async fn report_phases(metrics: Arc<Metrics>, stores: Arc<Mutex<Vec<Store<WatchedCloudJob>>>>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let mut counts: HashMap<Option<Phase>, i64> = HashMap::new();
+        let snapshot: Vec<Store<WatchedCloudJob>> =
+            stores.lock().map(|s| s.clone()).unwrap_or_default();
+        for store in snapshot {
+            for guard in store.state() {
+                let phase = guard
+                    .0
+                    .as_ref()
+                    .ok()
+                    .and_then(|cj| cj.status.as_ref())
+                    .and_then(|s| s.phase);
+                *counts.entry(phase).or_default() += 1;
+            }
+        }
+        metrics.set_jobs_by_phase(&counts.into_iter().collect::<Vec<_>>());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{crd::CloudJobStatus, test_support::cloudjob};
+
+    fn guarded(cj: CloudJob) -> WatchedCloudJob {
+        DeserializeGuard(Ok(cj))
+    }
+
+    #[test]
+    fn status_writes_do_not_count_as_relevant_changes() {
+        let cj = cloudjob("a");
+        let mut with_status = cj.clone();
+        with_status.status = Some(CloudJobStatus {
+            phase: Some(Phase::Running),
+            ..Default::default()
+        });
+        with_status.metadata.resource_version = Some("99".into());
+        let change = |cj: &CloudJob| relevant_change(&guarded(cj.clone()));
+        assert_eq!(change(&cj), change(&with_status));
+        let mut paused = cj.clone();
+        paused.metadata.annotations =
+            Some([(PAUSED_ANNOTATION.to_string(), "true".to_string())].into());
+        assert_ne!(change(&cj), change(&paused));
+        let mut edited = cj.clone();
+        edited.metadata.generation = Some(2);
+        assert_ne!(change(&cj), change(&edited));
+    }
+}
+
+/// A controller context around a mocked Kubernetes API, for the fast tests of `apply` and `reconcile`.
+#[cfg(test)]
+pub(crate) mod mock {
+    use super::*;
+    use crate::cloud::client::ClientSettings;
+    use http::{Request, Response};
+    use kube::client::Body;
+
+    pub type ApiHandle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+    /// A context whose Kubernetes client talks to the returned handle.
+    pub fn context() -> (Arc<Context>, ApiHandle) {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "default");
+        let cloud = CloudClient::new(&ClientSettings::default()).expect("http client");
+        let shared = Shared::new(client, cloud, Arc::new(Metrics::new()), Config::default());
+        let (secrets, _writer) = reflector::store();
+        let context = Context {
+            shared: Arc::new(shared),
+            secrets,
+        };
+        (Arc::new(context), handle)
+    }
+
+    /// The next request the code under test sends, with its body as JSON (`Null` when empty).
+    pub async fn next_request(
+        handle: &mut ApiHandle,
+    ) -> (
+        http::Method,
+        String,
+        serde_json::Value,
+        tower_test::mock::SendResponse<Response<Body>>,
+    ) {
+        let (request, send) = handle
+            .next_request()
+            .await
+            .expect("a request to the API server");
+        let (parts, body) = request.into_parts();
+        let bytes = body.collect_bytes().await.expect("request body");
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (parts.method, parts.uri.to_string(), json, send)
+    }
+
+    /// Answers with `status` and a JSON body.
+    pub fn respond(
+        send: tower_test::mock::SendResponse<Response<Body>>,
+        status: u16,
+        body: serde_json::Value,
+    ) {
+        let response = Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(&body).expect("json")))
+            .expect("response");
+        send.send_response(response);
+    }
+}

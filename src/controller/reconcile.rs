@@ -1,0 +1,334 @@
+//! One reconcile: observe the job (I/O), plan (pure), apply the plan (I/O), and turn the plan's next step
+//! into a requeue, growing or resetting the object's error back-off.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use jiff::Timestamp;
+use kube::{
+    ResourceExt,
+    runtime::{controller::Action, reflector::ObjectRef},
+};
+use tracing::{Instrument, info_span, warn};
+
+use super::{Context, WatchedCloudJob, apply, observe};
+use crate::{
+    crd::CloudJob,
+    error::Error,
+    plan::{self, Next, Observation},
+};
+
+/// Reconciles one CloudJob, or reports one that cannot be decoded and leaves it alone.
+pub async fn reconcile(object: Arc<WatchedCloudJob>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let cj = match &object.0 {
+        Ok(cj) => cj,
+        Err(invalid) => {
+            apply::report_invalid(object.as_ref(), invalid, &ctx).await;
+            return Ok(Action::await_change());
+        }
+    };
+    let span = info_span!("reconcile", namespace = cj.namespace().unwrap_or_default(), name = %cj.name_any());
+    let started = Instant::now();
+    let result = reconcile_job(cj, &ctx).instrument(span).await;
+    ctx.shared.metrics.reconciled(
+        started.elapsed(),
+        result.as_ref().err().map(Error::metric_label),
+    );
+    result
+}
+
+/// A reconcile that failed against the Kubernetes API is retried with the object's back-off.
+pub fn error_policy(object: Arc<WatchedCloudJob>, error: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx
+        .shared
+        .backoffs
+        .next(&ObjectRef::from_obj(object.as_ref()));
+    warn!(name = %object.name_any(), error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+async fn reconcile_job(cj: &CloudJob, ctx: &Context) -> Result<Action, Error> {
+    let observation = if plan::needs_poll(cj) {
+        observe::observe(cj, ctx).await?
+    } else {
+        Observation::Skipped
+    };
+    let jitter = rand::random_range(0.9..1.1);
+    let plan = plan::plan(
+        cj,
+        &observation,
+        Timestamp::now(),
+        &ctx.shared.rules,
+        jitter,
+    );
+    apply::apply(cj, &plan, ctx).await?;
+    Ok(next_delay(cj, plan.next, ctx).map_or_else(Action::await_change, Action::requeue))
+}
+
+/// The plan's next step as a delay (`None`: wait for a change of the object). Runs only after the status
+/// was written, so that a status write that keeps failing keeps growing the back-off instead of
+/// resetting it.
+fn next_delay(cj: &CloudJob, next: Next, ctx: &Context) -> Option<Duration> {
+    let shared = &ctx.shared;
+    let key = || object_ref(cj);
+    match next {
+        Next::AwaitChange => {
+            shared.backoffs.forget(&key());
+            None
+        }
+        Next::Poll(delay) => {
+            shared.backoffs.forget(&key());
+            shared.metrics.poll_scheduled(delay);
+            Some(delay)
+        }
+        Next::Retry { after, at_most } => {
+            let delay = after.unwrap_or_else(|| shared.backoffs.next(&key()));
+            Some(at_most.map_or(delay, |limit| delay.min(limit)))
+        }
+    }
+}
+
+/// The key of `cj` in the controller's queue and in [`Backoffs`].
+fn object_ref(cj: &CloudJob) -> ObjectRef<WatchedCloudJob> {
+    let name = cj.name_any();
+    match cj.namespace() {
+        Some(namespace) => ObjectRef::new(&name).within(&namespace),
+        None => ObjectRef::new(&name),
+    }
+}
+
+/// Per-object error back-off: grows with each failure in a row, forgotten on success and on deletion
+/// (kube-runtime has none built in).
+pub struct Backoffs {
+    min: Duration,
+    max: Duration,
+    by_object: Mutex<HashMap<ObjectRef<WatchedCloudJob>, ExponentialBackoff>>,
+}
+
+impl Backoffs {
+    pub fn new(min: Duration, max: Duration) -> Backoffs {
+        Backoffs {
+            min,
+            max,
+            by_object: Mutex::default(),
+        }
+    }
+
+    /// The delay before the next retry of `object`, longer each time.
+    pub fn next(&self, object: &ObjectRef<WatchedCloudJob>) -> Duration {
+        let Ok(mut by_object) = self.by_object.lock() else {
+            return self.max;
+        };
+        by_object
+            .entry(object.clone())
+            .or_insert_with(|| {
+                ExponentialBuilder::default()
+                    .with_min_delay(self.min)
+                    .with_max_delay(self.max)
+                    .with_factor(2.0)
+                    .with_jitter()
+                    .without_max_times()
+                    .build()
+            })
+            .next()
+            .unwrap_or(self.max)
+    }
+
+    pub fn forget(&self, object: &ObjectRef<WatchedCloudJob>) {
+        if let Ok(mut by_object) = self.by_object.lock() {
+            by_object.remove(object);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.by_object.lock().map(|m| m.len()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{controller::mock, test_support::cloudjob};
+    use cloudjob_sim::{JobSpec, Service, SimConfig, Simulator};
+    use http::Method;
+    use kube::core::{DeserializeGuard, ObjectMeta, error_boundary::InvalidObject};
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn one_reconcile_reads_the_secret_polls_once_writes_status_and_announces_it() {
+        let sim = Simulator::start(SimConfig::default())
+            .await
+            .expect("simulator");
+        let created = sim
+            .create_job(
+                JobSpec::new(
+                    Service::Ims,
+                    "0123456789abcdef0123456789abcdef",
+                    "createImage",
+                )
+                .duration_secs(3600.0),
+            )
+            .expect("job");
+        let mut cj = cloudjob("a");
+        cj.spec.job_id = created.job_id.clone();
+        cj.spec.endpoint = Some(sim.endpoint(Service::Ims));
+        let (ctx, mut api) = mock::context();
+        let task = tokio::spawn({
+            let ctx = ctx.clone();
+            let cj = cj.clone();
+            async move { reconcile(Arc::new(DeserializeGuard(Ok(cj))), ctx).await }
+        });
+
+        let (method, uri, _, send) = mock::next_request(&mut api).await;
+        assert_eq!(
+            (method, uri.as_str()),
+            (Method::GET, "/api/v1/namespaces/ns/secrets/creds")
+        );
+        mock::respond(
+            send,
+            200,
+            json!({"apiVersion": "v1", "kind": "Secret",
+                   "metadata": {"name": "creds", "namespace": "ns", "resourceVersion": "7"},
+                   "data": {"accessKey": "c2ltLWFr", "secretKey": "c2ltLXNr"}}),
+        );
+        let (method, uri, body, send) = mock::next_request(&mut api).await;
+        assert_eq!(method, Method::PATCH);
+        assert!(uri.contains("/cloudjobs/a/status"), "{uri}");
+        assert_eq!(body["status"]["phase"], "Running", "{body}");
+        assert_eq!(body["status"]["jobStatus"], "RUNNING");
+        let mut written = cj.clone();
+        written.status = serde_json::from_value(body["status"].clone()).expect("status");
+        mock::respond(send, 200, serde_json::to_value(&written).expect("json"));
+        let (_, uri, body, send) = mock::next_request(&mut api).await;
+        assert!(uri.contains("/events"), "{uri}");
+        assert_eq!(body["reason"], "Started");
+        mock::respond(send, 201, body);
+
+        let action = task.await.expect("task").expect("reconciled");
+        // A job that has just started is polled again at the shortest interval.
+        assert_eq!(action, Action::requeue(crate::poll::DEFAULT_MIN_INTERVAL));
+        let stats = sim.job_stats(&created.job_id).expect("stats");
+        assert_eq!(stats.total_requests, 1, "one signed GET per reconcile");
+        assert_eq!(stats.by_http_status.get(&200), Some(&1));
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_cloudjob_is_announced_and_left_alone() {
+        let (ctx, mut api) = mock::context();
+        let invalid = DeserializeGuard::<CloudJob>(Err(InvalidObject {
+            error: "status.progress: invalid value: 3000000000, expected i32".into(),
+            metadata: ObjectMeta {
+                name: Some("bad".into()),
+                namespace: Some("ns".into()),
+                ..Default::default()
+            },
+        }));
+        let task = tokio::spawn({
+            let ctx = ctx.clone();
+            async move { reconcile(Arc::new(invalid), ctx).await }
+        });
+        let (method, uri, body, send) = mock::next_request(&mut api).await;
+        assert_eq!(method, Method::POST);
+        assert!(uri.contains("/namespaces/ns/events"), "{uri}");
+        assert_eq!(
+            (body["type"].as_str(), body["reason"].as_str()),
+            (Some("Warning"), Some("InvalidObject"))
+        );
+        assert!(
+            body["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("3000000000")),
+            "{body}"
+        );
+        mock::respond(send, 201, body);
+        assert_eq!(
+            task.await.expect("task").expect("no error"),
+            Action::await_change()
+        );
+        drop(ctx);
+        assert!(
+            api.next_request().await.is_none(),
+            "no status write for an object that cannot be read"
+        );
+    }
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[tokio::test]
+    async fn failed_polls_back_off_until_one_succeeds_and_retry_after_wins() {
+        let (ctx, _api) = mock::context();
+        let cj = cloudjob("a");
+        let retry = Next::Retry {
+            after: None,
+            at_most: None,
+        };
+        let first = next_delay(&cj, retry, &ctx).expect("requeue");
+        let second = next_delay(&cj, retry, &ctx).expect("requeue");
+        assert!((2 * SECOND..4 * SECOND).contains(&first), "{first:?}");
+        assert!(second >= 4 * SECOND, "the back-off grows: {second:?}");
+        let throttled = Next::Retry {
+            after: Some(7 * SECOND),
+            at_most: None,
+        };
+        assert_eq!(next_delay(&cj, throttled, &ctx), Some(7 * SECOND));
+        let near_deadline = Next::Retry {
+            after: Some(7 * SECOND),
+            at_most: Some(3 * SECOND),
+        };
+        assert_eq!(next_delay(&cj, near_deadline, &ctx), Some(3 * SECOND));
+        assert_eq!(
+            next_delay(&cj, Next::Poll(5 * SECOND), &ctx),
+            Some(5 * SECOND)
+        );
+        let after_success = next_delay(&cj, retry, &ctx).expect("requeue");
+        assert!(
+            after_success < 4 * SECOND,
+            "a successful poll starts the back-off over: {after_success:?}"
+        );
+        assert_eq!(next_delay(&cj, Next::AwaitChange, &ctx), None);
+        assert_eq!(
+            ctx.shared.backoffs.len(),
+            0,
+            "a finished job keeps no back-off"
+        );
+    }
+
+    fn key(name: &str) -> ObjectRef<WatchedCloudJob> {
+        ObjectRef::new(name).within("ns")
+    }
+
+    #[test]
+    fn backoff_grows_per_object_and_starts_over_when_forgotten() {
+        let backoffs = Backoffs::new(Duration::from_secs(2), Duration::from_secs(300));
+        let first = backoffs.next(&key("a"));
+        let second = backoffs.next(&key("a"));
+        let third = backoffs.next(&key("a"));
+        // Jitter adds up to one delay on top of each step: compare against the un-jittered bounds.
+        assert!(first >= Duration::from_secs(2) && first < Duration::from_secs(4));
+        assert!(second >= Duration::from_secs(4), "{second:?}");
+        assert!(third >= Duration::from_secs(8), "{third:?}");
+        let other = backoffs.next(&key("b"));
+        assert!(
+            other < Duration::from_secs(4),
+            "objects do not share a back-off"
+        );
+        backoffs.forget(&key("a"));
+        assert!(backoffs.next(&key("a")) < Duration::from_secs(4));
+        backoffs.forget(&key("a"));
+        backoffs.forget(&key("b"));
+        assert_eq!(backoffs.len(), 0, "forgotten objects leave nothing behind");
+    }
+
+    #[test]
+    fn backoff_never_exceeds_its_maximum() {
+        let backoffs = Backoffs::new(Duration::from_secs(2), Duration::from_secs(10));
+        for _ in 0..20 {
+            assert!(backoffs.next(&key("a")) <= Duration::from_secs(20));
+        }
+    }
+}

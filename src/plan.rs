@@ -1,0 +1,479 @@
+//! The plan: from a CloudJob, what was observed of its job, and now, decide the status it should have, the
+//! events to publish and when to look again.
+//!
+//! Pure: no I/O, the clock and the jitter are arguments. Every decision of a reconcile is made here
+//! (finished, paused, deadline, the problem's reason and message through `status`, requeue or back-off);
+//! `controller::observe` only gathers the facts and `controller::apply` only carries the plan out.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kube::ResourceExt as _;
+
+use crate::{
+    cloud::{client::CloudError, endpoint::EndpointError, model::JobObservation},
+    crd::{CloudJob, CloudJobStatus, PAUSED_ANNOTATION, Phase},
+    credentials::CredentialsError,
+    events::{self, EventSpec},
+    poll::{self, PollMode},
+    status::{self, Outcome},
+};
+
+/// What reconcile learned of the job.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Observation {
+    /// Nothing was asked: the plan needs no poll ([`needs_poll`] was false).
+    Skipped,
+    /// The cloud answered with the job.
+    Job(Box<JobObservation>),
+    /// The job could not be read.
+    Problem(Problem),
+}
+
+/// Why the job could not be read: the user's input or the cloud, never the operator's own failure (those
+/// are `crate::error::Error`, retried by the error policy).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Problem {
+    /// The credentials Secret does not exist in the CloudJob's namespace.
+    SecretNotFound,
+    /// The credentials Secret lacks a key or holds an unusable value.
+    SecretInvalid(CredentialsError),
+    /// No endpoint URL can be built from the spec and the operator's settings.
+    InvalidEndpoint(EndpointError),
+    /// The cloud refused, failed or could not be reached.
+    Cloud(CloudError),
+}
+
+impl Problem {
+    /// How long the cloud asked us to wait, if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Problem::Cloud(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+}
+
+/// The operator-wide settings the plan reads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rules {
+    pub poll_mode: PollMode,
+}
+
+/// What to do after this reconcile.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// The status the CloudJob should have; written only when it differs from the current one.
+    pub status: CloudJobStatus,
+    /// Events for the transition, published after the status is written.
+    pub events: Vec<EventSpec>,
+    pub next: Next,
+}
+
+/// When to reconcile again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Only when the object changes: the job is finished, paused, or past its deadline.
+    AwaitChange,
+    /// Poll again after this long: the job is running normally (the error back-off starts over).
+    Poll(Duration),
+    /// The job could not be read: retry after `after` (the cloud's Retry-After) or else the per-object
+    /// back-off, but never later than `at_most` (the deadline).
+    Retry {
+        after: Option<Duration>,
+        at_most: Option<Duration>,
+    },
+}
+
+/// Whether reconcile must ask the cloud: never for a finished job, nor while polling is paused.
+pub fn needs_poll(cj: &CloudJob) -> bool {
+    !is_finished(cj) && !is_paused(cj)
+}
+
+/// The plan for `cj` after `observation`. `jitter` (around 1.0, e.g. 0.9..1.1) spreads the polls of jobs
+/// created together.
+pub fn plan(
+    cj: &CloudJob,
+    observation: &Observation,
+    now: Timestamp,
+    rules: &Rules,
+    jitter: f64,
+) -> Plan {
+    let (status, next) = decide(cj, observation, now, rules, jitter);
+    let old = cj.status.clone().unwrap_or_default();
+    let events = events::transition_events(&old, &status);
+    Plan {
+        status,
+        events,
+        next,
+    }
+}
+
+fn decide(
+    cj: &CloudJob,
+    observation: &Observation,
+    now: Timestamp,
+    rules: &Rules,
+    jitter: f64,
+) -> (CloudJobStatus, Next) {
+    // A finished job never changes again, also after a restart: only bookkeeping follows the object.
+    if is_finished(cj) {
+        return (status::bookkeeping(cj), Next::AwaitChange);
+    }
+    if is_paused(cj) {
+        return (
+            status::next_status(cj, &Outcome::Paused, now),
+            Next::AwaitChange,
+        );
+    }
+    let deadline = Deadline::of(cj, now);
+    let past_deadline = |cj: &CloudJob| {
+        deadline.filter(|d| d.remaining.is_zero()).map(|d| {
+            let outcome = Outcome::DeadlineExceeded { seconds: d.seconds };
+            (status::next_status(cj, &outcome, now), Next::AwaitChange)
+        })
+    };
+    let remaining = deadline.map(|d| d.remaining);
+    match observation {
+        Observation::Job(job) => {
+            let status = status::next_status(cj, &Outcome::Observed(job), now);
+            // The last poll decides: a job seen finished is reported as it finished, even when the
+            // deadline passed while it was being read.
+            if status.phase.is_some_and(Phase::is_terminal) {
+                return (status, Next::AwaitChange);
+            }
+            if let Some(exceeded) = past_deadline(cj) {
+                return exceeded;
+            }
+            let delay = poll::next_interval(cj, &status, rules.poll_mode, now, jitter);
+            let delay = remaining.map_or(delay, |r| delay.min(r));
+            (status, Next::Poll(delay))
+        }
+        Observation::Problem(problem) => past_deadline(cj).unwrap_or_else(|| {
+            let status = status::next_status(cj, &Outcome::Problem(problem), now);
+            let next = Next::Retry {
+                after: problem.retry_after(),
+                at_most: remaining,
+            };
+            (status, next)
+        }),
+        // Only when a caller skipped a poll the plan needed: change nothing and look again soon.
+        Observation::Skipped => past_deadline(cj).unwrap_or_else(|| {
+            let next = Next::Retry {
+                after: None,
+                at_most: remaining,
+            };
+            (status::bookkeeping(cj), next)
+        }),
+    }
+}
+
+fn is_finished(cj: &CloudJob) -> bool {
+    cj.status
+        .as_ref()
+        .and_then(|s| s.phase)
+        .is_some_and(Phase::is_terminal)
+}
+
+fn is_paused(cj: &CloudJob) -> bool {
+    cj.annotations()
+        .get(PAUSED_ANNOTATION)
+        .is_some_and(|v| v == "true")
+}
+
+/// `spec.activeDeadlineSeconds`, counted from the CloudJob's creation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Deadline {
+    seconds: i64,
+    /// Zero once the deadline has passed.
+    remaining: Duration,
+}
+
+impl Deadline {
+    fn of(cj: &CloudJob, now: Timestamp) -> Option<Deadline> {
+        let seconds = cj.spec.active_deadline_seconds?;
+        let limit = u64::try_from(seconds).ok()?;
+        let created = cj.metadata.creation_timestamp.as_ref()?.0;
+        let elapsed = now.duration_since(created).as_secs_f64().max(0.0);
+        let remaining = Duration::try_from_secs_f64((limit as f64 - elapsed).max(0.0)).ok()?;
+        Some(Deadline { seconds, remaining })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        crd::RECONCILE_REQUESTED_ANNOTATION, reason::Reason, status::condition,
+        test_support::cloudjob,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use serde_json::json;
+
+    const RULES: Rules = Rules {
+        poll_mode: PollMode::Adaptive,
+    };
+
+    fn created() -> Timestamp {
+        "2026-01-01T00:00:00Z".parse().expect("ts")
+    }
+
+    fn at(seconds: i64) -> Timestamp {
+        created() + jiff::SignedDuration::from_secs(seconds)
+    }
+
+    fn job(value: serde_json::Value) -> Observation {
+        Observation::Job(Box::new(JobObservation::from_value(&value).expect("job")))
+    }
+
+    fn throttled(retry_after: Option<Duration>) -> Observation {
+        Observation::Problem(Problem::Cloud(CloudError::Throttled {
+            code: "APIGW.0308".into(),
+            message: "The throttling threshold has been reached".into(),
+            retry_after,
+        }))
+    }
+
+    fn reasons(plan: &Plan) -> Vec<&'static str> {
+        plan.events.iter().map(|e| e.reason.as_str()).collect()
+    }
+
+    fn ready_reason(status: &CloudJobStatus) -> Option<&str> {
+        status::find(status, condition::READY).map(|c| c.reason.as_str())
+    }
+
+    fn with_status(mut cj: CloudJob, status: CloudJobStatus) -> CloudJob {
+        cj.status = Some(status);
+        cj
+    }
+
+    fn annotated(mut cj: CloudJob, key: &str, value: &str) -> CloudJob {
+        cj.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(key.into(), value.into());
+        cj
+    }
+
+    #[test]
+    fn a_running_job_is_polled_again_at_the_adaptive_interval() {
+        let cj = cloudjob("a");
+        let p = plan(&cj, &job(json!({"status": "RUNNING"})), at(3), &RULES, 1.0);
+        assert_eq!(p.status.phase, Some(Phase::Running));
+        assert_eq!(p.next, Next::Poll(poll::DEFAULT_MIN_INTERVAL));
+        assert_eq!(reasons(&p), ["Started"]);
+    }
+
+    #[test]
+    fn a_finished_job_is_never_polled_and_gets_bookkeeping_only() {
+        let cj = cloudjob("a");
+        let done = plan(
+            &cj,
+            &job(json!({"status": "SUCCESS", "entities": {"image_id": "i"}})),
+            at(5),
+            &RULES,
+            1.0,
+        );
+        assert_eq!(done.next, Next::AwaitChange);
+        assert_eq!(reasons(&done), ["Succeeded"]);
+        let mut cj = with_status(cj, done.status.clone());
+        assert!(!needs_poll(&cj));
+        cj.metadata.generation = Some(2);
+        let cj = annotated(cj, RECONCILE_REQUESTED_ANNOTATION, "r1");
+        // Even a contradicting observation cannot change a finished job.
+        let later = plan(&cj, &job(json!({"status": "FAIL"})), at(50), &RULES, 1.0);
+        assert_eq!(later.status.phase, Some(Phase::Succeeded));
+        assert_eq!(later.status.observed_generation, Some(2));
+        assert!(
+            later
+                .status
+                .conditions
+                .iter()
+                .all(|c| c.observed_generation == Some(2))
+        );
+        assert_eq!(
+            later.status.last_handled_reconcile_at.as_deref(),
+            Some("r1")
+        );
+        assert!(later.events.is_empty());
+        assert_eq!(later.next, Next::AwaitChange);
+    }
+
+    #[test]
+    fn a_paused_job_is_not_polled_and_reads_suspended() {
+        let cj = annotated(cloudjob("a"), PAUSED_ANNOTATION, "true");
+        assert!(!needs_poll(&cj));
+        let p = plan(&cj, &Observation::Skipped, at(1), &RULES, 1.0);
+        assert_eq!(p.status.phase, Some(Phase::Paused));
+        assert_eq!(ready_reason(&p.status), Some(Reason::Suspended.as_str()));
+        assert_eq!(p.next, Next::AwaitChange);
+        assert_eq!(reasons(&p), ["Paused"]);
+        let not_paused = annotated(cloudjob("a"), PAUSED_ANNOTATION, "false");
+        assert!(needs_poll(&not_paused));
+    }
+
+    #[test]
+    fn a_job_seen_finished_after_its_deadline_keeps_its_true_outcome() {
+        let mut cj = cloudjob("a");
+        cj.spec.active_deadline_seconds = Some(60);
+        let p = plan(&cj, &job(json!({"status": "SUCCESS"})), at(61), &RULES, 1.0);
+        assert_eq!(p.status.phase, Some(Phase::Succeeded));
+        assert_eq!(ready_reason(&p.status), Some("Succeeded"));
+    }
+
+    #[test]
+    fn an_unfinished_job_past_its_deadline_fails_with_deadline_exceeded() {
+        let mut cj = cloudjob("a");
+        cj.spec.active_deadline_seconds = Some(60);
+        for observation in [job(json!({"status": "RUNNING"})), throttled(None)] {
+            let p = plan(&cj, &observation, at(60), &RULES, 1.0);
+            assert_eq!(p.status.phase, Some(Phase::Failed));
+            assert_eq!(
+                status::find(&p.status, condition::FAILED).map(|c| c.reason.as_str()),
+                Some("DeadlineExceeded")
+            );
+            assert_eq!(p.next, Next::AwaitChange);
+        }
+    }
+
+    #[test]
+    fn polls_and_retries_never_overshoot_the_deadline() {
+        let mut cj = cloudjob("a");
+        cj.spec.active_deadline_seconds = Some(60);
+        let running = with_status(
+            cj.clone(),
+            plan(&cj, &job(json!({"status": "RUNNING"})), at(1), &RULES, 1.0).status,
+        );
+        let p = plan(
+            &running,
+            &job(json!({"status": "RUNNING"})),
+            at(59),
+            &RULES,
+            1.0,
+        );
+        assert_eq!(p.next, Next::Poll(Duration::from_secs(1)));
+        let p = plan(&running, &throttled(None), at(50), &RULES, 1.0);
+        assert_eq!(
+            p.next,
+            Next::Retry {
+                after: None,
+                at_most: Some(Duration::from_secs(10))
+            }
+        );
+    }
+
+    #[test]
+    fn a_problem_retries_after_the_clouds_retry_after() {
+        let cj = cloudjob("a");
+        let p = plan(
+            &cj,
+            &throttled(Some(Duration::from_secs(7))),
+            at(1),
+            &RULES,
+            1.0,
+        );
+        assert_eq!(
+            p.next,
+            Next::Retry {
+                after: Some(Duration::from_secs(7)),
+                at_most: None
+            }
+        );
+        assert_eq!(ready_reason(&p.status), Some("Throttled"));
+        assert_eq!(reasons(&p), ["Throttled"]);
+        // The same problem again changes nothing a user sees and publishes nothing.
+        let cj = with_status(cj, p.status.clone());
+        let again = plan(
+            &cj,
+            &throttled(Some(Duration::from_secs(7))),
+            at(9),
+            &RULES,
+            1.0,
+        );
+        assert_eq!(again.status, p.status);
+        assert!(again.events.is_empty());
+    }
+
+    #[test]
+    fn every_problem_names_what_to_do() {
+        let problems = [
+            (Problem::SecretNotFound, "SecretNotFound", "create it"),
+            (
+                Problem::SecretInvalid(CredentialsError::MissingKey {
+                    secret: "creds".into(),
+                    key: "secretKey".into(),
+                }),
+                "SecretInvalid",
+                "fix the Secret",
+            ),
+            (
+                Problem::InvalidEndpoint(EndpointError {
+                    endpoint: "x".into(),
+                    reason: "bad".into(),
+                }),
+                "InvalidEndpoint",
+                "fix spec.endpoint",
+            ),
+            (
+                Problem::Cloud(CloudError::Unauthorized {
+                    code: "APIGW.0301".into(),
+                    message: "bad".into(),
+                }),
+                "AuthenticationFailed",
+                "check the access key",
+            ),
+            (
+                Problem::Cloud(CloudError::NotFound {
+                    status: 400,
+                    code: "Common.0011".into(),
+                    message: "m".into(),
+                }),
+                "JobNotFound",
+                "check spec.jobId",
+            ),
+            (
+                Problem::Cloud(CloudError::Signing("invalid header value".into())),
+                "SecretInvalid",
+                "check the keys",
+            ),
+        ];
+        for (problem, reason, advice) in problems {
+            let p = plan(
+                &cloudjob("a"),
+                &Observation::Problem(problem),
+                at(1),
+                &RULES,
+                1.0,
+            );
+            let ready = status::find(&p.status, condition::READY).expect("Ready");
+            assert_eq!(ready.reason, reason);
+            assert!(ready.message.contains(advice), "{}", ready.message);
+        }
+    }
+
+    #[test]
+    fn a_throttled_message_says_when_it_retries() {
+        let p = plan(
+            &cloudjob("a"),
+            &throttled(Some(Duration::from_secs(3))),
+            at(1),
+            &RULES,
+            1.0,
+        );
+        let ready = status::find(&p.status, condition::READY).expect("Ready");
+        assert!(ready.message.contains("after 3 s"), "{}", ready.message);
+    }
+
+    #[test]
+    fn deadline_counts_from_creation() {
+        let mut cj = cloudjob("a");
+        cj.metadata.creation_timestamp = Some(Time(created()));
+        cj.spec.active_deadline_seconds = Some(60);
+        let remaining = |cj: &CloudJob, s| Deadline::of(cj, at(s)).map(|d| d.remaining);
+        assert_eq!(remaining(&cj, 50), Some(Duration::from_secs(10)));
+        assert_eq!(remaining(&cj, 60), Some(Duration::ZERO));
+        assert_eq!(remaining(&cj, 6000), Some(Duration::ZERO));
+        cj.spec.active_deadline_seconds = None;
+        assert_eq!(remaining(&cj, 6000), None);
+    }
+}

@@ -26,6 +26,8 @@ const JSON_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
 /// Jobs GETs have no body; the limit only protects against abuse.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Answers one request, in the gateway's order: the path, the signature, then a fault, then the
+/// job as this request may see it. Every answer is counted once (see [`Exchange::answer`]).
 pub(super) async fn handle(
     State(state): State<Arc<SimState>>,
     Extension(RequestId(rid)): Extension<RequestId>,
@@ -123,6 +125,7 @@ impl<'a> Exchange<'a> {
         }
     }
 
+    /// Counts `response` under its own HTTP status and returns it.
     fn answer(
         &self,
         response: Response,

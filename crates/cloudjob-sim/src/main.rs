@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use cloudjob_sim::{Credentials, SimConfig, Simulator};
+use cloudjob_sim::{Clock, Credentials, SimConfig, Simulator};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -69,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
         time_scale: args.time_scale,
         expiry: std::time::Duration::from_secs(args.expiry_secs),
         max_clock_skew: std::time::Duration::from_secs(args.max_clock_skew_secs),
+        clock: Clock::System,
     };
     let access_keys: Vec<&str> = cfg
         .credentials

@@ -122,6 +122,11 @@ pub struct RunArgs {
     #[arg(long, env = "CLOUDJOB_CREDENTIALS_GRACE_PERIOD", default_value = "5m", value_parser = duration::parse)]
     pub credentials_grace_period: Duration,
 
+    /// Every CloudJob is reconciled again this often, whatever the watch said (a safety net for a lost
+    /// trigger; finished and unchanged CloudJobs cost no API call).
+    #[arg(long, env = "CLOUDJOB_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_positive_duration)]
+    pub resync_interval: Duration,
+
     /// Endpoint for CloudJobs without spec.endpoint, with {service} and {region} placeholders
     /// (e.g. a private cloud, a proxy, or the simulator: http://127.0.0.1:8443/{service}).
     #[arg(long, env = "CLOUDJOB_ENDPOINT_TEMPLATE")]
@@ -138,6 +143,13 @@ pub enum LogFormat {
 pub enum PollModeArg {
     Adaptive,
     Fixed,
+}
+
+fn parse_positive_duration(raw: &str) -> Result<Duration, String> {
+    match duration::parse(raw)? {
+        Duration::ZERO => Err(format!("{raw:?} must be more than zero")),
+        positive => Ok(positive),
+    }
 }
 
 impl RunArgs {
@@ -162,6 +174,7 @@ impl RunArgs {
             error_backoff_min: self.error_backoff_min,
             error_backoff_max: self.error_backoff_max.max(self.error_backoff_min),
             credentials_grace_period: self.credentials_grace_period,
+            resync_interval: self.resync_interval,
             rate_limit: self.rate_limit,
             rate_limit_burst: self.rate_limit_burst,
             listen_address: Some(self.listen_address),

@@ -17,6 +17,8 @@ pub const DEFAULT_ERROR_BACKOFF_MIN: Duration = Duration::from_secs(2);
 pub const DEFAULT_ERROR_BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// Default time a credentials problem reads as Reconciling before Stalled (`--credentials-grace-period`).
 pub const DEFAULT_CREDENTIALS_GRACE_PERIOD: Duration = Duration::from_secs(300);
+/// Default time between two reconciles of every CloudJob (a safety net for lost triggers).
+pub const DEFAULT_RESYNC_INTERVAL: Duration = Duration::from_secs(600);
 /// Default seconds a leader's lease lasts without renewal (controller-runtime's default).
 pub const DEFAULT_LEASE_SECONDS: u64 = 15;
 
@@ -38,6 +40,9 @@ pub struct Config {
     /// How long a missing or unusable credentials Secret, or rejected credentials, read as Reconciling
     /// before Stalled; `spec.credentialsGracePeriodSeconds` overrides it per CloudJob.
     pub credentials_grace_period: Duration,
+    /// Every CloudJob is reconciled again this often, whatever the watch said: a safety net for a lost
+    /// trigger. Finished and unchanged CloudJobs cost no API call.
+    pub resync_interval: Duration,
     /// Cloud requests per second per endpoint (scheme, host, port), shared by all CloudJobs.
     pub rate_limit: NonZeroU32,
     /// Requests that may go out at once above the steady rate.
@@ -70,6 +75,7 @@ impl Default for Config {
             error_backoff_min: DEFAULT_ERROR_BACKOFF_MIN,
             error_backoff_max: DEFAULT_ERROR_BACKOFF_MAX,
             credentials_grace_period: DEFAULT_CREDENTIALS_GRACE_PERIOD,
+            resync_interval: DEFAULT_RESYNC_INTERVAL,
             rate_limit: DEFAULT_RATE_LIMIT,
             rate_limit_burst: DEFAULT_RATE_LIMIT_BURST,
             listen_address: None,

@@ -1,11 +1,16 @@
 //! Apply: carries a plan out. Writes the status (server-side apply, one field manager) only when it
 //! differs from the one the CloudJob has, then publishes the plan's events.
 
+use std::{collections::HashMap, sync::Mutex};
+
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
     core::error_boundary::InvalidObject,
-    runtime::events::{Event, EventType, Recorder},
+    runtime::{
+        events::{Event, EventType, Recorder},
+        reflector::ObjectRef,
+    },
 };
 use tracing::warn;
 
@@ -29,10 +34,66 @@ pub async fn apply(cj: &CloudJob, plan: &Plan, ctx: &Context) -> Result<(), Erro
         return Ok(());
     }
     patch_status(cj, &plan.status, &ctx.shared).await?;
+    ctx.shared.last_written.remember(cj, &plan.status);
     for event in &plan.events {
         publish(cj, event, &ctx.shared).await;
     }
     Ok(())
+}
+
+/// The status this operator last wrote for each CloudJob (by uid, so that a CloudJob deleted and created
+/// again under the same name starts afresh), until the watch shows it or the CloudJob is gone.
+#[derive(Default)]
+pub struct LastWritten {
+    by_object: Mutex<HashMap<ObjectRef<WatchedCloudJob>, Written>>,
+}
+
+struct Written {
+    uid: Option<String>,
+    status: CloudJobStatus,
+}
+
+impl LastWritten {
+    fn remember(&self, cj: &CloudJob, status: &CloudJobStatus) {
+        if let Ok(mut by_object) = self.by_object.lock() {
+            let written = Written {
+                uid: cj.uid(),
+                status: status.clone(),
+            };
+            by_object.insert(super::reconcile::object_ref(cj), written);
+        }
+    }
+
+    /// `cj` with the status last written for it, when the cached object does not show that status yet.
+    /// Once the cache has caught up the entry is dropped: the cache is the truth again.
+    pub fn fresher_than_cache(
+        &self,
+        cj: &CloudJob,
+        object: &ObjectRef<WatchedCloudJob>,
+    ) -> Option<CloudJob> {
+        let mut by_object = self.by_object.lock().ok()?;
+        let written = by_object.get(object)?;
+        if written.uid != cj.uid() || cj.status.as_ref() == Some(&written.status) {
+            by_object.remove(object);
+            return None;
+        }
+        let mut fresher = cj.clone();
+        fresher.status = Some(written.status.clone());
+        Some(fresher)
+    }
+
+    pub fn forget(&self, object: &ObjectRef<WatchedCloudJob>) {
+        if let Ok(mut by_object) = self.by_object.lock() {
+            by_object.remove(object);
+        }
+    }
+
+    /// Keeps only the entries of objects for which `keep` is true.
+    pub fn retain(&self, keep: impl Fn(&ObjectRef<WatchedCloudJob>) -> bool) {
+        if let Ok(mut by_object) = self.by_object.lock() {
+            by_object.retain(|object, _| keep(object));
+        }
+    }
 }
 
 /// Tells about a CloudJob that cannot be decoded, in the log and (best effort) in a Warning event: it is

@@ -44,6 +44,7 @@ use crate::{
 };
 
 pub use apply::FIELD_MANAGER;
+use apply::LastWritten;
 use reconcile::Backoffs;
 
 /// A CloudJob as the watch delivers it: decoded, or the metadata and error of one that does not decode,
@@ -66,6 +67,7 @@ pub struct Shared {
     rules: Rules,
     credentials: CredentialCache,
     backoffs: Backoffs,
+    last_written: LastWritten,
 }
 
 impl Shared {
@@ -95,7 +97,20 @@ impl Shared {
             ),
             config,
             credentials: CredentialCache::default(),
+            last_written: LastWritten::default(),
         }
+    }
+
+    /// Drops what is kept for a CloudJob that is gone.
+    fn forget(&self, object: &ObjectRef<WatchedCloudJob>) {
+        self.backoffs.forget(object);
+        self.last_written.forget(object);
+    }
+
+    /// Drops what is kept for every CloudJob for which `alive` is false.
+    fn prune(&self, alive: impl Fn(&ObjectRef<WatchedCloudJob>) -> bool) {
+        self.backoffs.retain(&alive);
+        self.last_written.retain(&alive);
     }
 }
 
@@ -148,12 +163,12 @@ async fn run_scope(
     }
     let forget = shared.clone();
     // managedFields are the largest part of an object and never read here: drop them before caching.
-    let job_stream = watcher(jobs, job_watch)
+    let job_stream = with_own_backoff(watcher(jobs, job_watch))
         .modify(|cj: &mut WatchedCloudJob| cj.managed_fields_mut().clear())
         .map_ok(move |event| {
-            // A deleted CloudJob is never reconciled again: drop its back-off state.
+            // A deleted CloudJob is never reconciled again: drop what is kept for it.
             if let watcher::Event::Delete(cj) = &event {
-                forget.backoffs.forget(&ObjectRef::from_obj(cj));
+                forget.forget(&ObjectRef::from_obj(cj));
             }
             event
         })
@@ -167,7 +182,7 @@ async fn run_scope(
         );
 
     let (secret_store, secret_writer) = reflector::store();
-    let secret_changes = watcher(secrets, watcher::Config::default())
+    let secret_changes = with_own_backoff(watcher(secrets, watcher::Config::default()))
         .reflect(secret_writer)
         .filter_map(|event| {
             future::ready(match event {
@@ -181,6 +196,7 @@ async fn run_scope(
         });
 
     let referrers = job_store.clone();
+    let resync = resync_ticks(shared.clone(), job_store.clone());
     let context = Arc::new(Context {
         shared: shared.clone(),
         secrets: secret_store,
@@ -191,6 +207,7 @@ async fn run_scope(
         .watches_stream(secret_changes, move |secret: PartialObjectMeta<Secret>| {
             cloudjobs_using(&referrers, &secret)
         })
+        .reconcile_all_on(resync)
         .with_config(controller::Config::default().concurrency(shared.config.concurrency))
         .shutdown_on_signal()
         .run(reconcile::reconcile, reconcile::error_policy, context)
@@ -205,6 +222,48 @@ async fn run_scope(
             future::ready(())
         })
         .await;
+}
+
+/// A watch stream with a back-off of its own (so that one failing watch does not slow the others down),
+/// in which an expired resource version (HTTP 410 Gone) is the relist the watcher does anyway, not an
+/// error to back off from.
+fn with_own_backoff<K: Send>(
+    stream: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send {
+    stream
+        .filter(|event| {
+            let expired =
+                matches!(event, Err(watcher::Error::WatchError(status)) if status.code == 410);
+            future::ready(!expired)
+        })
+        .default_backoff()
+}
+
+/// Ticks that reconcile every CloudJob again, every `config.resync_interval`: a safety net for a trigger
+/// that was lost (a watch gap, a dropped event). A finished or unchanged CloudJob costs no API call. Each
+/// tick also drops what is kept for CloudJobs that are gone without a delete event being seen.
+fn resync_ticks(
+    shared: Arc<Shared>,
+    jobs: Store<WatchedCloudJob>,
+) -> impl futures::Stream<Item = ()> + Send {
+    let period = shared.config.resync_interval;
+    let first = tokio::time::Instant::now() + period;
+    tokio_stream_interval(first, period).map(move |()| {
+        shared.prune(|object| jobs.get(object).is_some());
+    })
+}
+
+fn tokio_stream_interval(
+    first: tokio::time::Instant,
+    period: Duration,
+) -> impl futures::Stream<Item = ()> + Send {
+    futures::stream::unfold(
+        tokio::time::interval_at(first, period),
+        |mut interval| async move {
+            interval.tick().await;
+            Some(((), interval))
+        },
+    )
 }
 
 /// Hash of what should trigger a reconcile: the spec (generation) and the polling annotations.

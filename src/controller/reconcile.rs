@@ -52,6 +52,13 @@ pub fn error_policy(object: Arc<WatchedCloudJob>, error: &Error, ctx: Arc<Contex
 }
 
 async fn reconcile_job(cj: &CloudJob, ctx: &Context) -> Result<Action, Error> {
+    // After a watch gap the cache can hold a status older than the one this operator last wrote; planning
+    // from it would announce the same transitions again.
+    let fresher = ctx
+        .shared
+        .last_written
+        .fresher_than_cache(cj, &object_ref(cj));
+    let cj = fresher.as_ref().unwrap_or(cj);
     let observation = if plan::needs_poll(cj) {
         observe::observe(cj, ctx).await?
     } else {
@@ -93,7 +100,7 @@ fn next_delay(cj: &CloudJob, next: Next, ctx: &Context) -> Option<Duration> {
 }
 
 /// The key of `cj` in the controller's queue and in [`Backoffs`].
-fn object_ref(cj: &CloudJob) -> ObjectRef<WatchedCloudJob> {
+pub fn object_ref(cj: &CloudJob) -> ObjectRef<WatchedCloudJob> {
     let name = cj.name_any();
     match cj.namespace() {
         Some(namespace) => ObjectRef::new(&name).within(&namespace),
@@ -141,6 +148,13 @@ impl Backoffs {
     pub fn forget(&self, object: &ObjectRef<WatchedCloudJob>) {
         if let Ok(mut by_object) = self.by_object.lock() {
             by_object.remove(object);
+        }
+    }
+
+    /// Keeps only the back-offs of objects for which `keep` is true.
+    pub fn retain(&self, keep: impl Fn(&ObjectRef<WatchedCloudJob>) -> bool) {
+        if let Ok(mut by_object) = self.by_object.lock() {
+            by_object.retain(|object, _| keep(object));
         }
     }
 
@@ -215,6 +229,79 @@ mod tests {
         let stats = sim.job_stats(&created.job_id).expect("stats");
         assert_eq!(stats.total_requests, 1, "one signed GET per reconcile");
         assert_eq!(stats.by_http_status.get(&200), Some(&1));
+    }
+
+    /// Answers the Secret read of a reconcile with the simulator's credentials.
+    async fn serve_secret(api: &mut mock::ApiHandle) {
+        let (method, uri, _, send) = mock::next_request(api).await;
+        assert_eq!(
+            (method, uri.as_str()),
+            (Method::GET, "/api/v1/namespaces/ns/secrets/creds")
+        );
+        mock::respond(
+            send,
+            200,
+            json!({"apiVersion": "v1", "kind": "Secret",
+                   "metadata": {"name": "creds", "namespace": "ns", "resourceVersion": "7"},
+                   "data": {"accessKey": "c2ltLWFr", "secretKey": "c2ltLXNr"}}),
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reconcile_from_a_stale_cache_announces_nothing_again() {
+        let sim = Simulator::start(SimConfig::default())
+            .await
+            .expect("simulator");
+        let created = sim
+            .create_job(
+                JobSpec::new(
+                    Service::Ims,
+                    "0123456789abcdef0123456789abcdef",
+                    "createImage",
+                )
+                .duration_secs(3600.0),
+            )
+            .expect("job");
+        let mut stale = cloudjob("a");
+        stale.metadata.uid = Some("uid-1".into());
+        stale.spec.job_id = created.job_id.clone();
+        stale.spec.endpoint = Some(sim.endpoint(Service::Ims));
+        let (ctx, mut api) = mock::context();
+        let reconcile_stale = || {
+            let ctx = ctx.clone();
+            let cj = stale.clone();
+            tokio::spawn(async move { reconcile(Arc::new(DeserializeGuard(Ok(cj))), ctx).await })
+        };
+
+        let first = reconcile_stale();
+        serve_secret(&mut api).await;
+        let (method, _, body, send) = mock::next_request(&mut api).await;
+        assert_eq!(method, Method::PATCH);
+        let mut written = stale.clone();
+        written.status = serde_json::from_value(body["status"].clone()).expect("status");
+        mock::respond(send, 200, serde_json::to_value(&written).expect("json"));
+        let (_, _, body, send) = mock::next_request(&mut api).await;
+        assert_eq!(body["reason"], "Started");
+        mock::respond(send, 201, body);
+        first.await.expect("task").expect("reconciled");
+
+        // The watch has not delivered the write yet (an API server restart, a watch gap): the cache still
+        // shows the CloudJob without status. Nothing may be written or announced again.
+        let second = reconcile_stale();
+        serve_secret(&mut api).await;
+        tokio::select! {
+            done = second => done.expect("task").expect("reconciled"),
+            request = api.next_request() => panic!(
+                "no second status write, no second Started event: {:?}",
+                request.map(|(r, _)| (r.method().clone(), r.uri().clone()))
+            ),
+        };
+        assert_eq!(
+            sim.job_stats(&created.job_id)
+                .expect("stats")
+                .total_requests,
+            2
+        );
     }
 
     #[tokio::test]

@@ -107,17 +107,18 @@ impl Shared {
         self.last_written.forget(object);
     }
 
-    /// Drops what is kept for every CloudJob for which `alive` is false.
+    /// Drops what is kept for every CloudJob for which `alive` is false, and every cached Secret (read
+    /// again on the next poll that needs it).
     fn prune(&self, alive: impl Fn(&ObjectRef<WatchedCloudJob>) -> bool) {
         self.backoffs.retain(&alive);
         self.last_written.retain(&alive);
+        self.credentials.clear();
     }
 }
 
-/// Per-namespace context: the shared state plus that scope's Secret metadata cache.
+/// What a reconcile gets.
 pub struct Context {
     shared: Arc<Shared>,
-    secrets: Store<PartialObjectMeta<Secret>>,
 }
 
 /// Runs one controller per watched namespace (or one for all namespaces) until a shutdown signal.
@@ -181,25 +182,40 @@ async fn run_scope(
             PredicateConfig::default().ttl(Duration::from_secs(7 * 24 * 3600)),
         );
 
-    let (secret_store, secret_writer) = reflector::store();
+    // Only Secrets a CloudJob has read are cached (as parsed credentials); the watch only says when one
+    // changed or went away, and which CloudJobs to reconcile when a Secret they wait for appears.
+    let credentials = shared.credentials.clone();
     let secret_changes = with_own_backoff(watcher(secrets, watcher::Config::default()))
-        .reflect(secret_writer)
-        .filter_map(|event| {
-            future::ready(match event {
-                // The initial listing is not a change; CloudJobs are reconciled on start anyway.
-                Ok(watcher::Event::Apply(secret) | watcher::Event::Delete(secret)) => {
-                    Some(Ok(secret))
+        .try_filter_map(move |event| {
+            future::ready(Ok(match event {
+                watcher::Event::Apply(secret) => {
+                    credentials.observe(
+                        &secret.namespace().unwrap_or_default(),
+                        &secret.name_any(),
+                        &secret.resource_version().unwrap_or_default(),
+                    );
+                    Some(secret)
                 }
-                Ok(_) => None,
-                Err(e) => Some(Err(e)),
-            })
+                // A relist after a watch gap: only a cached Secret that changed meanwhile is news.
+                watcher::Event::InitApply(secret) => credentials
+                    .observe(
+                        &secret.namespace().unwrap_or_default(),
+                        &secret.name_any(),
+                        &secret.resource_version().unwrap_or_default(),
+                    )
+                    .then_some(secret),
+                watcher::Event::Delete(secret) => {
+                    credentials.remove(&secret.namespace().unwrap_or_default(), &secret.name_any());
+                    Some(secret)
+                }
+                watcher::Event::Init | watcher::Event::InitDone => None,
+            }))
         });
 
     let referrers = job_store.clone();
     let resync = resync_ticks(shared.clone(), job_store.clone());
     let context = Arc::new(Context {
         shared: shared.clone(),
-        secrets: secret_store,
     });
     let scope = namespace.clone().unwrap_or_else(|| "*".into());
     info!(namespace = %scope, "watching CloudJobs");
@@ -365,10 +381,8 @@ pub(crate) mod mock {
         let client = Client::new(service, "default");
         let cloud = CloudClient::new(&ClientSettings::default()).expect("http client");
         let shared = Shared::new(client, cloud, Arc::new(Metrics::new()), Config::default());
-        let (secrets, _writer) = reflector::store();
         let context = Context {
             shared: Arc::new(shared),
-            secrets,
         };
         (Arc::new(context), handle)
     }

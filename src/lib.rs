@@ -55,12 +55,8 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
             None => std::future::pending().await,
         }
     };
-    let cloud = CloudClient::new(&ClientSettings {
-        rate_limit: config.rate_limit,
-        burst: config.rate_limit_burst,
-        ..ClientSettings::default()
-    })
-    .context("cannot build the HTTP client")?;
+    let cloud =
+        CloudClient::new(&ClientSettings::default()).context("cannot build the HTTP client")?;
     let leader_election = config.leader_election.clone();
     let identity = config.identity.clone();
     let shared = Arc::new(Shared::new(client.clone(), cloud, metrics.clone(), config));

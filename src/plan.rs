@@ -29,6 +29,8 @@ pub enum Observation {
     Job(Box<JobObservation>),
     /// The job could not be read.
     Problem(Problem),
+    /// Not asked yet: the endpoint's rate limit gave this CloudJob a turn this much later.
+    Deferred(Duration),
 }
 
 /// Why the job could not be read: the user's input or the cloud, never the operator's own failure (those
@@ -196,13 +198,22 @@ fn decide(
             };
             (status::next_status(cj, &outcome, now), next)
         }),
+        // Nothing was learned: the status stays as it is (not even bookkeeping, so that a CloudJob never
+        // observed keeps reading as in progress), and the job is asked at its turn.
+        Observation::Deferred(turn) => past_deadline(cj).unwrap_or_else(|| {
+            let next = Next::Retry {
+                after: Some(*turn),
+                at_most: remaining,
+            };
+            (cj.status.clone().unwrap_or_default(), next)
+        }),
         // Only when a caller skipped a poll the plan needed: change nothing and look again soon.
         Observation::Skipped => past_deadline(cj).unwrap_or_else(|| {
             let next = Next::Retry {
                 after: None,
                 at_most: remaining,
             };
-            (status::bookkeeping(cj), next)
+            (cj.status.clone().unwrap_or_default(), next)
         }),
     }
 }
@@ -532,6 +543,31 @@ mod tests {
 
     fn condition_of<'a>(status: &'a CloudJobStatus, type_: &str) -> Option<(&'a str, &'a str)> {
         status::find(status, type_).map(|c| (c.status.as_str(), c.reason.as_str()))
+    }
+
+    #[test]
+    fn a_turn_later_at_the_endpoint_changes_nothing_and_comes_back_then() {
+        let cj = cloudjob("a");
+        let p = plan(
+            &cj,
+            &Observation::Deferred(Duration::from_secs(4)),
+            at(1),
+            &RULES,
+            1.0,
+        );
+        assert_eq!(
+            p.status,
+            CloudJobStatus::default(),
+            "never observed: no write"
+        );
+        assert!(p.events.is_empty());
+        assert_eq!(
+            p.next,
+            Next::Retry {
+                after: Some(Duration::from_secs(4)),
+                at_most: None
+            }
+        );
     }
 
     #[test]

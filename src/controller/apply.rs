@@ -30,7 +30,8 @@ const MAX_EVENT_NOTE: usize = 1000;
 
 /// Writes the planned status when it changed, then publishes the planned events.
 pub async fn apply(cj: &CloudJob, plan: &Plan, ctx: &Context) -> Result<(), Error> {
-    if cj.status.as_ref() == Some(&plan.status) {
+    // No status and the default status say the same: nothing.
+    if cj.status.clone().unwrap_or_default() == plan.status {
         return Ok(());
     }
     patch_status(cj, &plan.status, &ctx.shared).await?;
@@ -218,7 +219,7 @@ mod tests {
         apply(&cj, &again, &ctx).await.expect("nothing to do");
         drop(ctx);
         assert!(
-            api.next_request().await.is_none(),
+            mock::no_more_requests(&mut api).await,
             "no request reached the API server"
         );
     }
@@ -260,7 +261,7 @@ mod tests {
         task.await.expect("apply task").expect("applied");
         drop(ctx);
         assert!(
-            api.next_request().await.is_none(),
+            mock::no_more_requests(&mut api).await,
             "nothing after the events"
         );
     }
@@ -286,7 +287,7 @@ mod tests {
         assert!(matches!(result, Err(Error::StatusPatch(_))), "{result:?}");
         drop(ctx);
         assert!(
-            api.next_request().await.is_none(),
+            mock::no_more_requests(&mut api).await,
             "no event for a status that was not written"
         );
     }

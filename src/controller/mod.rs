@@ -32,7 +32,7 @@ use kube::{
 use tracing::{debug, info, warn};
 
 use crate::{
-    cloud::client::CloudClient,
+    cloud::{client::CloudClient, rate::RateLimiter},
     config::Config,
     crd::{
         CloudJob, PAUSED_ANNOTATION, POLL_INTERVAL_ANNOTATION, Phase,
@@ -68,6 +68,8 @@ pub struct Shared {
     credentials: CredentialCache,
     backoffs: Backoffs,
     last_written: LastWritten,
+    /// The per-endpoint rate limit, shared by all CloudJobs.
+    rate: RateLimiter<String, ObjectRef<WatchedCloudJob>>,
 }
 
 impl Shared {
@@ -95,6 +97,7 @@ impl Shared {
                 config.error_backoff_min,
                 config.error_backoff_max.max(config.error_backoff_min),
             ),
+            rate: RateLimiter::new(config.rate_limit, config.rate_limit_burst),
             config,
             credentials: CredentialCache::default(),
             last_written: LastWritten::default(),
@@ -105,6 +108,7 @@ impl Shared {
     fn forget(&self, object: &ObjectRef<WatchedCloudJob>) {
         self.backoffs.forget(object);
         self.last_written.forget(object);
+        self.rate.forget(object);
     }
 
     /// Drops what is kept for every CloudJob for which `alive` is false, and every cached Secret (read
@@ -112,6 +116,7 @@ impl Shared {
     fn prune(&self, alive: impl Fn(&ObjectRef<WatchedCloudJob>) -> bool) {
         self.backoffs.retain(&alive);
         self.last_written.retain(&alive);
+        self.rate.retain(&alive, std::time::Instant::now());
         self.credentials.clear();
     }
 }
@@ -396,14 +401,24 @@ pub(crate) mod mock {
         serde_json::Value,
         tower_test::mock::SendResponse<Response<Body>>,
     ) {
-        let (request, send) = handle
-            .next_request()
+        // A request that never comes fails the test instead of hanging it.
+        let (request, send) = tokio::time::timeout(Duration::from_secs(10), handle.next_request())
             .await
+            .expect("a request to the API server within 10 s")
             .expect("a request to the API server");
         let (parts, body) = request.into_parts();
         let bytes = body.collect_bytes().await.expect("request body");
         let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         (parts.method, parts.uri.to_string(), json, send)
+    }
+
+    /// Whether the code under test sent nothing more before every client was dropped (a leaked client
+    /// fails the test after 10 s instead of hanging it).
+    pub async fn no_more_requests(handle: &mut ApiHandle) -> bool {
+        tokio::time::timeout(Duration::from_secs(10), handle.next_request())
+            .await
+            .expect("all API clients dropped within 10 s")
+            .is_none()
     }
 
     /// Answers with `status` and a JSON body.

@@ -2,18 +2,19 @@
 //! endpoint and makes one signed GET of the job. Whatever stops it that the user or the cloud must fix is
 //! folded into the [`Observation`]; only failures of the operator's own Kubernetes calls are errors.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 use tracing::info;
 
-use super::Context;
+use super::{Context, reconcile::object_ref};
 use crate::{
     cloud::{
         client::{CloudError, JobRequest},
         endpoint,
         model::JobObservation,
+        rate::Turn,
     },
     crd::CloudJob,
     credentials,
@@ -29,13 +30,16 @@ pub async fn observe(cj: &CloudJob, ctx: &Context) -> Result<Observation, Error>
     match poll(cj, ctx).await {
         Ok(job) => Ok(Observation::Job(Box::new(job))),
         Err(Stop::Problem(problem)) => Ok(Observation::Problem(problem)),
+        Err(Stop::Deferred(wait)) => Ok(Observation::Deferred(wait)),
         Err(Stop::Error(e)) => Err(e),
     }
 }
 
-/// Why a poll stopped short: a problem to report, or the operator's own failure to retry.
+/// Why a poll stopped short: a problem to report, the endpoint's rate limit (come back later), or the
+/// operator's own failure to retry.
 enum Stop {
     Problem(Problem),
+    Deferred(Duration),
     Error(Error),
 }
 
@@ -56,6 +60,16 @@ async fn poll(cj: &CloudJob, ctx: &Context) -> Result<JobObservation, Stop> {
     let credentials = read_credentials(cj, ctx).await?;
     let base = endpoint::base_url(&cj.spec, shared.config.endpoint_template.as_deref())
         .map_err(Problem::InvalidEndpoint)?;
+    // The endpoint's rate limit: wait here only for a turn that is (almost) now; otherwise book a turn
+    // and free this reconcile slot until then.
+    let caller = object_ref(cj);
+    match shared
+        .rate
+        .turn(&endpoint::rate_limit_key(&base), &caller, Instant::now())
+    {
+        Turn::Now(wait) => tokio::time::sleep(wait).await,
+        Turn::Later(wait) => return Err(Stop::Deferred(wait)),
+    }
     let request = JobRequest {
         base_url: &base,
         project_id: &cj.spec.project_id,

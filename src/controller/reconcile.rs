@@ -287,8 +287,8 @@ mod tests {
 
         // The watch has not delivered the write yet (an API server restart, a watch gap): the cache still
         // shows the CloudJob without status. Nothing may be written or announced again.
+        // The credentials are cached now: the second reconcile reads no Secret.
         let second = reconcile_stale();
-        serve_secret(&mut api).await;
         tokio::select! {
             done = second => done.expect("task").expect("reconciled"),
             request = api.next_request() => panic!(
@@ -339,7 +339,7 @@ mod tests {
         );
         drop(ctx);
         assert!(
-            api.next_request().await.is_none(),
+            mock::no_more_requests(&mut api).await,
             "no status write for an object that cannot be read"
         );
     }

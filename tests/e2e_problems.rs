@@ -1,13 +1,9 @@
 //! Runtime problems become conditions with a reason, a message and an event, and never lose the job:
 //! a missing Secret, rejected credentials, unknown jobs, throttling, 5xx bursts and broken responses.
 
-mod common;
-
-use std::time::Duration;
-
 use cloudjob_operator::crd::Phase;
 use cloudjob_sim::{Fault, FaultKind, FaultScope, JobSpec, ProgressCurve, Service};
-use common::*;
+use cloudjob_testkit::e2e::*;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api,
@@ -20,7 +16,7 @@ const FAST_RETRIES: &[&str] = &["--error-backoff-min", "300ms", "--error-backoff
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_missing_secret_stalls_and_the_job_finishes_once_the_secret_exists() {
     let env = Env::start().await;
-    let operator = Operator::start(&env.cp, FAST_RETRIES).await;
+    let operator = env.operator(FAST_RETRIES).await;
     let ns = env.namespace("late-secret").await;
     let job = env
         .sim
@@ -82,7 +78,7 @@ async fn a_missing_secret_stalls_and_the_job_finishes_once_the_secret_exists() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rejected_credentials_and_unknown_jobs_stall_with_their_reason_and_recover_when_fixed() {
     let env = Env::start().await;
-    let operator = Operator::start(&env.cp, FAST_RETRIES).await;
+    let operator = env.operator(FAST_RETRIES).await;
     let ns = env.namespace("bad-input").await;
     let job = env
         .sim
@@ -190,7 +186,7 @@ async fn rejected_credentials_and_unknown_jobs_stall_with_their_reason_and_recov
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn throttling_and_server_errors_end_in_the_right_status_and_never_read_as_failed() {
     let env = Env::start().await;
-    let operator = Operator::start(&env.cp, FAST_RETRIES).await;
+    let operator = env.operator(FAST_RETRIES).await;
     let ns = env.namespace("faults").await;
     let job = env
         .sim
@@ -225,15 +221,14 @@ async fn throttling_and_server_errors_end_in_the_right_status_and_never_read_as_
     ] {
         env.sim.set_fault(scope.clone(), fault);
     }
+    // Watch from before the CloudJob exists: every status it is ever written with is checked, so even a
+    // short-lived Failed or Stalled write would be seen.
+    let mut watch = env.watch(&ns, "flaky").await;
     env.create_cloudjob(&ns, "flaky", "ims", &job.job_id).await;
-
-    // Sample the status while it runs: a transient problem must never make it Failed or Stalled.
-    let api = env.cloudjobs(&ns);
-    let started = std::time::Instant::now();
     let mut reasons_seen = std::collections::BTreeSet::new();
-    let final_status = loop {
-        let status = api.get("flaky").await.ok().and_then(|cj| cj.status);
-        if let Some(s) = &status {
+    let final_status = watch
+        .until(WAIT, "flaky to succeed", |cj| {
+            let s = cj.status.as_ref()?;
             assert_ne!(
                 s.phase,
                 Some(Phase::Failed),
@@ -246,17 +241,10 @@ async fn throttling_and_server_errors_end_in_the_right_status_and_never_read_as_
             if let Some(ready) = condition(s, "Ready") {
                 reasons_seen.insert(ready.reason.clone());
             }
-            if s.phase == Some(Phase::Succeeded) {
-                break s.clone();
-            }
-        }
-        assert!(
-            started.elapsed() < WAIT,
-            "timed out; last {status:?}\n{}",
-            operator.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+            (s.phase == Some(Phase::Succeeded)).then(|| s.clone())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", operator.log_tail()));
     let served = env.sim.job_body(&job.job_id).expect("body");
     assert_eq!(
         final_status.outputs.and_then(|o| o.image_id).as_deref(),
@@ -293,9 +281,11 @@ async fn throttling_and_server_errors_end_in_the_right_status_and_never_read_as_
             "retries for {reason} are visible in events or conditions: events {warnings:?}, conditions {reasons_seen:?}"
         );
     }
-    let metrics = operator.metrics().await;
+    let metrics = operator.metrics().await.expect("metrics");
     assert!(
-        metrics.contains("outcome=\"throttled\""),
+        metrics
+            .sum("cloudjob_cloud_requests_total", &[("outcome", "throttled")])
+            .is_some(),
         "throttled requests are counted"
     );
 }

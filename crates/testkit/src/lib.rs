@@ -10,9 +10,13 @@
 //!   sampling it.
 //! - [`command`]: running kubectl, helm and cargo to completion, off the async workers.
 //! - [`repo_root`]: the repository, wherever the caller runs.
+//! - [`chart`]: the Helm chart's manifests as objects.
+//! - [`e2e`]: the end-to-end tests' environment (control plane, CRD, simulator, CloudJobs, operator).
 
+pub mod chart;
 pub mod command;
 mod crd;
+pub mod e2e;
 mod metrics;
 mod operator;
 mod watch;

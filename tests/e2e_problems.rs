@@ -48,10 +48,7 @@ async fn a_missing_secret_stalls_and_the_job_finishes_once_the_secret_exists() {
             && e.reason.as_deref() == Some("SecretNotFound"))
     );
     assert_eq!(
-        env.sim
-            .job_stats(&job.job_id)
-            .expect("stats")
-            .total_requests,
+        env.job_requests(&job.job_id),
         0,
         "no request without credentials"
     );

@@ -39,11 +39,7 @@ async fn a_restarted_operator_finishes_jobs_and_never_polls_finished_ones_again(
     })
     .await;
     first.kill().await;
-    let polls_of_finished_job = env
-        .sim
-        .job_stats(&short.job_id)
-        .expect("stats")
-        .total_requests;
+    let polls_of_finished_job = env.job_requests(&short.job_id);
 
     let second = env.operator(&[]).await;
     let done = env
@@ -117,12 +113,7 @@ async fn an_unchanged_running_job_is_polled_without_any_status_write() {
         })
         .await
         .unwrap_or_else(|e| panic!("{e:#}\n{}", operator.log_tail()));
-    let requests = || {
-        env.sim
-            .job_stats(&job.job_id)
-            .expect("stats")
-            .total_requests
-    };
+    let requests = || env.job_requests(&job.job_id);
     let requests_before = requests();
     // Reconciles of one object never overlap, so once a fourth poll has been served the third one's
     // reconcile, and whatever it wrote, is done.
@@ -165,10 +156,7 @@ async fn pause_and_reconcile_annotations_and_the_deadline_steer_polling() {
     assert!(condition_is(&paused, "Ready", "False", "Suspended"));
     env.reconcile_and_wait(&operator, &ns, "paused").await;
     assert_eq!(
-        env.sim
-            .job_stats(&job.job_id)
-            .expect("stats")
-            .total_requests,
+        env.job_requests(&job.job_id),
         0,
         "a paused job is not polled"
     );
@@ -217,17 +205,10 @@ async fn pause_and_reconcile_annotations_and_the_deadline_steer_polling() {
         .expect("status");
     assert!(condition_is(&failed, "Failed", "True", "DeadlineExceeded"));
     assert!(condition_is(&failed, "Stalled", "True", "DeadlineExceeded"));
-    let polls = env
-        .sim
-        .job_stats(&slow.job_id)
-        .expect("stats")
-        .total_requests;
+    let polls = env.job_requests(&slow.job_id);
     env.reconcile_and_wait(&operator, &ns, "deadline").await;
     assert_eq!(
-        env.sim
-            .job_stats(&slow.job_id)
-            .expect("stats")
-            .total_requests,
+        env.job_requests(&slow.job_id),
         polls,
         "no poll after the deadline"
     );

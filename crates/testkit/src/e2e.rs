@@ -189,6 +189,14 @@ impl Env {
         .await;
     }
 
+    /// GETs of the simulated job `job_id` so far, whatever their outcome.
+    pub fn job_requests(&self, job_id: &str) -> u64 {
+        self.sim
+            .job_stats(job_id)
+            .expect("the simulator knows the job")
+            .total_requests
+    }
+
     pub async fn events_for(&self, namespace: &str, name: &str) -> Vec<Event> {
         let events: Api<Event> = Api::namespaced(self.client.clone(), namespace);
         events

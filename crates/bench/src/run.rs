@@ -23,6 +23,9 @@ use crate::{
     workload::{self, MAX_DURATION_SECS, MIN_DURATION_SECS},
 };
 
+/// How often progress goes to stderr while the jobs run.
+const PROGRESS_EVERY: Duration = Duration::from_secs(30);
+
 /// Runs N jobs in every configured mode and measures them. Progress goes to stderr.
 pub async fn run_n(cfg: &BenchConfig, n: usize) -> anyhow::Result<(RunResult, Vec<JobRecordSet>)> {
     std::fs::create_dir_all(&cfg.out)
@@ -54,20 +57,20 @@ pub async fn run_n(cfg: &BenchConfig, n: usize) -> anyhow::Result<(RunResult, Ve
 
     let deadline =
         started + Duration::from_secs_f64(create_secs + longest) + cfg.fixed_interval + cfg.grace;
-    let mut last_report = Instant::now();
+    let mut next_report = Instant::now() + PROGRESS_EVERY;
     loop {
-        let finished: Vec<usize> = envs.iter().map(|e| e.finished()).collect();
+        let finished: Vec<usize> = envs.iter().map(|e| *e.finished.borrow()).collect();
         if finished.iter().all(|&f| f >= n) {
             break;
         }
-        if Instant::now() > deadline {
+        if Instant::now() >= deadline {
             eprintln!(
                 "[N={n}] deadline passed with {finished:?} of {n} finished; measuring anyway"
             );
             break;
         }
-        if last_report.elapsed() > Duration::from_secs(30) {
-            last_report = Instant::now();
+        if Instant::now() >= next_report {
+            next_report += PROGRESS_EVERY;
             let status: Vec<String> = envs
                 .iter()
                 .zip(&finished)
@@ -79,7 +82,13 @@ pub async fn run_n(cfg: &BenchConfig, n: usize) -> anyhow::Result<(RunResult, Ve
                 status.join(", ")
             );
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Wake when a watch has seen another job finish, for the next progress line, or at the deadline.
+        let more_finished =
+            futures::future::select_all(envs.iter_mut().map(|e| Box::pin(e.finished.changed())));
+        tokio::select! {
+            (changed, _, _) = more_finished => changed.context("a watch of the CloudJobs stopped")?,
+            _ = tokio::time::sleep_until(next_report.min(deadline).into()) => {}
+        }
     }
 
     // Usage and the operator's counters now, before the restart replaces the process.

@@ -39,6 +39,8 @@ pub struct ModeEnv {
     api: Api<CloudJob>,
     pub tracker: Arc<Mutex<Tracker>>,
     pub watch_task: tokio::task::JoinHandle<()>,
+    /// Jobs whose `finishTime` the watch has seen, changed whenever that grows.
+    pub finished: tokio::sync::watch::Receiver<usize>,
     pub operator: Option<Operator>,
     operator_args: Vec<String>,
     operator_log: PathBuf,
@@ -49,11 +51,6 @@ impl ModeEnv {
         self.sims
             .get(&service)
             .with_context(|| format!("no simulator for {service}"))
-    }
-
-    /// Jobs whose `finishTime` the watch has seen.
-    pub fn finished(&self) -> usize {
-        self.tracker.lock().map(|t| t.finished).unwrap_or(0)
     }
 
     /// Starts the operator process, appending to this mode's log.
@@ -111,7 +108,8 @@ pub async fn start_mode(
 
     let api: Api<CloudJob> = Api::namespaced(client.clone(), &namespace);
     let tracker = Arc::new(Mutex::new(Tracker::default()));
-    let watch_task = tokio::spawn(watch(api.clone(), tracker.clone()));
+    let (finished_tx, finished) = tokio::sync::watch::channel(0);
+    let watch_task = tokio::spawn(watch(api.clone(), tracker.clone(), finished_tx));
 
     let mut args = vec![
         "--namespaces".to_string(),
@@ -138,6 +136,7 @@ pub async fn start_mode(
         api,
         tracker,
         watch_task,
+        finished,
         operator: None,
         operator_args: args,
         operator_log,

@@ -91,8 +91,13 @@ impl Tracker {
     }
 }
 
-/// Watches the CloudJobs of `api` into `tracker` until the task is aborted.
-pub async fn watch(api: Api<CloudJob>, tracker: Arc<Mutex<Tracker>>) {
+/// Watches the CloudJobs of `api` into `tracker` until the task is aborted; `finished` gets the number of
+/// jobs whose `finishTime` has been seen whenever it grows.
+pub async fn watch(
+    api: Api<CloudJob>,
+    tracker: Arc<Mutex<Tracker>>,
+    finished: tokio::sync::watch::Sender<usize>,
+) {
     let stream = watcher(api, watcher::Config::default().page_size(500)).default_backoff();
     futures::pin_mut!(stream);
     while let Some(event) = stream.next().await {
@@ -109,6 +114,9 @@ pub async fn watch(api: Api<CloudJob>, tracker: Arc<Mutex<Tracker>>) {
             Ok(watcher::Event::InitDone | watcher::Event::Delete(_)) => {}
             Err(_) => tracker.errors += 1,
         }
+        finished.send_if_modified(|count| {
+            std::mem::replace(count, tracker.finished) != tracker.finished
+        });
     }
 }
 

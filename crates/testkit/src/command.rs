@@ -45,7 +45,7 @@ pub fn stdout_blocking(command: Command) -> anyhow::Result<String> {
 }
 
 /// `program arg arg ...`, for messages.
-pub fn describe(command: &Command) -> String {
+fn describe(command: &Command) -> String {
     std::iter::once(command.get_program())
         .chain(command.get_args())
         .map(|part| part.to_string_lossy())

@@ -3,7 +3,7 @@
 use std::{
     fs::File,
     net::{Ipv4Addr, SocketAddr},
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -177,22 +177,12 @@ impl Operator {
         }
     }
 
-    /// `127.0.0.1:PORT` of `/metrics`, `/healthz` and `/readyz`.
-    pub fn metrics_address(&self) -> SocketAddr {
-        self.metrics_address
-    }
-
     /// The process id, for a running process.
     pub fn pid(&self) -> Option<u32> {
         match &self.running {
             Running::Process(child) => Some(child.id()),
             _ => None,
         }
-    }
-
-    /// The log file of a process.
-    pub fn log(&self) -> Option<&Path> {
-        self.log.as_deref()
     }
 
     /// The last 60 lines of the process's log, for failure messages.

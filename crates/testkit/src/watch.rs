@@ -111,9 +111,4 @@ where
             ),
         }
     }
-
-    /// The last version handed out.
-    pub fn last(&self) -> Option<&K> {
-        self.last.as_ref()
-    }
 }

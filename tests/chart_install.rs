@@ -106,13 +106,26 @@ async fn uninstall_leaves_only_the_crd(cp: &ControlPlane, manifest: &Path) -> Re
     Ok(())
 }
 
-async fn crd_is_established(cp: &ControlPlane) -> Result<()> {
+/// Checks that every object of the release exists and the chart's CRD is established, and returns the
+/// operator's Deployment.
+async fn installed_deployment(
+    cp: &ControlPlane,
+    rendered: &Rendered,
+    manifest: &Path,
+) -> Result<Deployment> {
+    assert_eq!(
+        existing(cp, manifest).await?,
+        rendered.ids(),
+        "every object of the release exists in the cluster"
+    );
     cloudjob_testenv::wait_for_crd_established(
         &cp.client(),
         CRD_NAME,
         std::time::Duration::from_secs(30),
     )
-    .await
+    .await?;
+    let deployments: Api<Deployment> = Api::namespaced(cp.client(), RELEASE_NAMESPACE);
+    Ok(deployments.get(FULLNAME).await?)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -143,14 +156,7 @@ async fn helm_install_cluster_wide_creates_every_object_grants_least_privilege_a
             ("ServiceAccount", RELEASE_NAMESPACE, FULLNAME),
         ])
     );
-    assert_eq!(
-        existing(&cp, &manifest).await?,
-        rendered.ids(),
-        "every object of the release exists in the cluster"
-    );
-    crd_is_established(&cp).await?;
-    let deployments: Api<Deployment> = Api::namespaced(cp.client(), RELEASE_NAMESPACE);
-    let deployment = deployments.get(FULLNAME).await?;
+    let deployment = installed_deployment(&cp, &rendered, &manifest).await?;
     assert_eq!(deployment.spec.and_then(|s| s.replicas), Some(2));
 
     // What the operator needs, in any namespace.
@@ -227,14 +233,7 @@ async fn helm_install_namespaced_confines_the_operator_to_the_listed_namespaces_
             ("ServiceAccount", RELEASE_NAMESPACE, FULLNAME),
         ])
     );
-    assert_eq!(
-        existing(&cp, &manifest).await?,
-        rendered.ids(),
-        "every object of the release exists in the cluster"
-    );
-    crd_is_established(&cp).await?;
-    let deployments: Api<Deployment> = Api::namespaced(cp.client(), RELEASE_NAMESPACE);
-    let deployment = serde_json::to_value(deployments.get(FULLNAME).await?)?;
+    let deployment = serde_json::to_value(installed_deployment(&cp, &rendered, &manifest).await?)?;
     assert_eq!(
         container_env(&deployment)["CLOUDJOB_NAMESPACES"],
         "team-a,team-b"

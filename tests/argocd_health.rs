@@ -3,14 +3,16 @@
 //! CD's own test format: `tests: [{healthStatus: {status, message}, inputPath}]`.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 use mlua::{Lua, LuaOptions, StdLib, Table, Value};
 use serde::Deserialize;
 
 fn health_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/argocd/cloudjob.io/CloudJob")
+    cloudjob_testkit::repo_root()
+        .expect("repository")
+        .join("deploy/argocd/cloudjob.io/CloudJob")
 }
 
 #[derive(Deserialize)]

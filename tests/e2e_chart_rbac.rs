@@ -2,11 +2,9 @@
 //! the chart's ServiceAccount (namespaced mode, leader election on), completes a CloudJob, while that
 //! identity can neither read Secrets outside its namespaces nor change a CloudJob's spec.
 
-mod common;
-
 use cloudjob_operator::crd::{CloudJob, Phase};
 use cloudjob_sim::{JobSpec, Service};
-use common::*;
+use cloudjob_testkit::{e2e::*, repo_root};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::{
     Api,
@@ -35,7 +33,11 @@ async fn the_charts_service_account_can_run_the_operator_and_nothing_more() {
     let mut install = env.cp.helm();
     install
         .args(["install", "cloudjob-operator"])
-        .arg(repo_root().join("charts/cloudjob-operator"))
+        .arg(
+            repo_root()
+                .expect("repository")
+                .join("charts/cloudjob-operator"),
+        )
         .args([
             "--namespace",
             "cloudjob-system",
@@ -56,17 +58,18 @@ async fn the_charts_service_account_can_run_the_operator_and_nothing_more() {
         .service_account_access("cloudjob-system", "cloudjob-operator")
         .await
         .expect("token");
-    let operator = Operator::start_with_kubeconfig(
-        &kubeconfig,
-        &[
-            "--namespaces",
-            &team,
-            "--leader-election",
-            "--leader-election-namespace",
-            "cloudjob-system",
-        ],
-    )
-    .await;
+    let operator = env
+        .operator_with_kubeconfig(
+            &kubeconfig,
+            &[
+                "--namespaces",
+                &team,
+                "--leader-election",
+                "--leader-election-namespace",
+                "cloudjob-system",
+            ],
+        )
+        .await;
 
     let job = env
         .sim

@@ -1,25 +1,28 @@
 //! Two operator processes with leader election on a coordination.k8s.io Lease: exactly one polls; when it
 //! is killed the other takes over and the in-flight CloudJob completes.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use cloudjob_operator::crd::Phase;
 use cloudjob_sim::{JobSpec, ProgressCurve, Service};
-use common::*;
+use cloudjob_testenv::wait_for;
+use cloudjob_testkit::{Operator, e2e::*};
 
 const LEASE_SECONDS: u64 = 6;
 
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+async fn is_leader(operator: &Operator) -> bool {
+    operator
+        .metrics()
+        .await
+        .is_ok_and(|m| m.total("cloudjob_leader") == 1.0)
 }
 
-async fn is_leader(operator: &Operator) -> bool {
-    metric(&operator.metrics().await, "cloudjob_leader") == 1.0
+async fn cloud_requests(operator: &Operator) -> f64 {
+    operator
+        .metrics()
+        .await
+        .expect("metrics")
+        .total("cloudjob_cloud_requests_total")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -34,24 +37,21 @@ async fn only_the_leader_polls_and_a_standby_takes_over_when_it_dies() {
         "--leader-election-lease-seconds",
         &lease,
     ];
-    let a = Operator::start(&env.cp, &args).await;
-    let b = Operator::start(&env.cp, &args).await;
+    let a = env.operator(&args).await;
+    let b = env.operator(&args).await;
 
-    let started = Instant::now();
-    let (mut leader, standby) = loop {
-        match (is_leader(&a).await, is_leader(&b).await) {
-            (true, false) => break (a, b),
-            (false, true) => break (b, a),
+    let (a_ref, b_ref) = (&a, &b);
+    let a_leads = wait_for(Duration::from_secs(40), "a leader", || async move {
+        match (is_leader(a_ref).await, is_leader(b_ref).await) {
+            (true, false) => Some(true),
+            (false, true) => Some(false),
             (true, true) => panic!("two leaders at once"),
-            (false, false) => {
-                assert!(
-                    started.elapsed() < Duration::from_secs(40),
-                    "no leader elected"
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+            (false, false) => None,
         }
-    };
+    })
+    .await
+    .expect("no leader elected");
+    let (mut leader, standby) = if a_leads { (a, b) } else { (b, a) };
 
     let job = env
         .sim
@@ -66,21 +66,26 @@ async fn only_the_leader_polls_and_a_standby_takes_over_when_it_dies() {
         s.phase == Some(Phase::Running)
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let leader_requests = metric(&leader.metrics().await, "cloudjob_cloud_requests_total");
-    let standby_requests = metric(&standby.metrics().await, "cloudjob_cloud_requests_total");
-    assert!(leader_requests >= 1.0, "the leader polls");
+    let leader_ref = &leader;
+    wait_for(WAIT, "the leader's first poll", || async move {
+        (cloud_requests(leader_ref).await >= 1.0).then_some(())
+    })
+    .await
+    .expect("the leader polls");
+    let standby_requests = cloud_requests(&standby).await;
     assert_eq!(standby_requests, 0.0, "the standby never polls the cloud");
 
     leader.kill().await;
     let killed = Instant::now();
-    while !is_leader(&standby).await {
-        assert!(
-            killed.elapsed() < Duration::from_secs(LEASE_SECONDS * 4),
-            "the standby did not take over\n{}",
-            standby.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let standby_ref = &standby;
+    if let Err(e) = wait_for(
+        Duration::from_secs(LEASE_SECONDS * 4),
+        "the standby to take over",
+        || async move { is_leader(standby_ref).await.then_some(()) },
+    )
+    .await
+    {
+        panic!("{e}\n{}", standby.log_tail());
     }
     let takeover = killed.elapsed();
     println!(
@@ -103,7 +108,7 @@ async fn only_the_leader_polls_and_a_standby_takes_over_when_it_dies() {
         .await;
     assert!(done.outputs.and_then(|o| o.image_id).is_some());
     assert!(
-        metric(&standby.metrics().await, "cloudjob_cloud_requests_total") >= 1.0,
+        cloud_requests(&standby).await >= 1.0,
         "the new leader polls"
     );
 }

@@ -2,11 +2,9 @@
 //! documented example responses, succeeding and failing jobs, batches, `kubectl wait`, printer columns,
 //! events and metrics.
 
-mod common;
-
 use cloudjob_operator::crd::Phase;
 use cloudjob_sim::{JobSpec, ProgressCurve, Service, SimConfig, Simulator};
-use common::*;
+use cloudjob_testkit::{e2e::*, repo_root};
 use jiff::Timestamp;
 
 /// fixture, service, phase, produced id, progress, startTime, finishTime (None: not finished, or the cloud's
@@ -215,13 +213,15 @@ async fn every_documented_example_ends_in_the_right_phase_with_ids_progress_and_
     let other_sim = Simulator::start(SimConfig::default())
         .await
         .expect("second simulator");
-    let operator = Operator::start(&env.cp, &[]).await;
+    let operator = env.operator(&[]).await;
     let ns = env.namespace("seeds").await;
     let started = Timestamp::now();
 
     for (i, (fixture, service, ..)) in SEEDS.iter().enumerate() {
         let raw = std::fs::read_to_string(
-            repo_root().join(format!("tests/fixtures/seeds/{fixture}.json")),
+            repo_root()
+                .expect("repository")
+                .join(format!("tests/fixtures/seeds/{fixture}.json")),
         )
         .expect("fixture");
         let body: serde_json::Value = serde_json::from_str(&raw).expect("json");
@@ -363,7 +363,7 @@ async fn every_documented_example_ends_in_the_right_phase_with_ids_progress_and_
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kubectl_wait_sees_complete_and_failed_jobs_and_a_failure_reads_as_stalled() {
     let env = Env::start().await;
-    let operator = Operator::start(&env.cp, &[]).await;
+    let operator = env.operator(&[]).await;
     let ns = env.namespace("waits").await;
 
     let ok = env
@@ -571,11 +571,20 @@ async fn kubectl_wait_sees_complete_and_failed_jobs_and_a_failure_reads_as_stall
     );
 
     // Metrics moved for real requests and reconciles.
-    let metrics = operator.metrics().await;
+    let metrics = operator.metrics().await.expect("metrics");
     assert!(
-        metrics.contains("cloudjob_cloud_requests_total{service=\"ims\",outcome=\"success\"}"),
-        "{metrics}"
+        metrics
+            .sum(
+                "cloudjob_cloud_requests_total",
+                &[("service", "ims"), ("outcome", "success")]
+            )
+            .is_some(),
+        "{metrics:?}"
     );
-    assert!(metrics.contains("cloudjob_reconciles_total{result=\"success\"}"));
-    assert!(metrics.contains("cloudjob_status_patches_total"));
+    assert!(
+        metrics
+            .sum("cloudjob_reconciles_total", &[("result", "success")])
+            .is_some()
+    );
+    assert!(metrics.sum("cloudjob_status_patches_total", &[]).is_some());
 }

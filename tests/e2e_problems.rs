@@ -1,15 +1,9 @@
 //! Runtime problems become conditions with a reason, a message and an event, and never lose the job:
 //! a missing Secret, rejected credentials, unknown jobs, throttling, 5xx bursts and broken responses.
 
-mod common;
-
-use futures::TryStreamExt as _;
-use kube::runtime::WatchStreamExt as _;
-use std::time::Duration;
-
 use cloudjob_operator::crd::Phase;
 use cloudjob_sim::{Fault, FaultKind, FaultScope, JobSpec, ProgressCurve, Service};
-use common::*;
+use cloudjob_testkit::e2e::*;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api,
@@ -32,11 +26,9 @@ const FAST_RETRIES: &[&str] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_secret_that_arrives_late_is_retried_in_its_grace_period_and_never_stalls() {
     let env = Env::start().await;
-    let operator = Operator::start(
-        &env.cp,
-        &["--error-backoff-min", "300ms", "--error-backoff-max", "2s"],
-    )
-    .await;
+    let _operator = env
+        .operator(&["--error-backoff-min", "300ms", "--error-backoff-max", "2s"])
+        .await;
     let ns = env.namespace("grace").await;
     let job = env
         .sim
@@ -44,41 +36,21 @@ async fn a_secret_that_arrives_late_is_retried_in_its_grace_period_and_never_sta
             JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(2.0),
         )
         .expect("job");
-    // Every status the API server stores for the CloudJob, seen through a watch (no write is missed).
-    let every_status = tokio::spawn({
-        let api = env.cloudjobs(&ns);
-        async move {
-            let config = kube::runtime::watcher::Config::default().fields("metadata.name=late");
-            let mut seen = Vec::new();
-            let mut stream = std::pin::pin!(kube::runtime::watcher(api, config).applied_objects());
-            while let Some(cj) = stream.try_next().await.expect("watch") {
-                let status = cj.status.unwrap_or_default();
-                let done = status.phase == Some(Phase::Succeeded);
-                seen.push(status);
-                if done {
-                    break;
-                }
-            }
-            seen
-        }
-    });
+    // Every status the API server stores for the CloudJob, from its creation on (no write is missed).
+    let mut watch = env.watch(&ns, "late").await;
     let mut manifest = env.cloudjob_manifest("late", "ims", &job.job_id);
     manifest["spec"]["credentialsSecretRef"]["name"] = "arrives-later".into();
     env.create_cloudjob_from(&ns, manifest).await;
 
-    let waiting = env
-        .wait_status(
-            &operator,
-            &ns,
-            "late",
-            "Reconciling with SecretNotFound",
-            |s| condition_is(s, "Reconciling", "True", "SecretNotFound"),
-        )
-        .await;
-    assert!(
-        condition(&waiting, "Stalled").is_none(),
-        "not Stalled in the grace period"
-    );
+    let mut seen = Vec::new();
+    let waiting = watch
+        .until(WAIT, "Reconciling with SecretNotFound", |cj| {
+            let status = cj.status.clone().unwrap_or_default();
+            seen.push(status.clone());
+            condition_is(&status, "Reconciling", "True", "SecretNotFound").then_some(status)
+        })
+        .await
+        .expect("Reconciling with SecretNotFound");
     assert!(condition_is(&waiting, "Ready", "False", "SecretNotFound"));
     let message = &condition(&waiting, "Reconciling")
         .expect("reconciling")
@@ -90,31 +62,28 @@ async fn a_secret_that_arrives_late_is_retried_in_its_grace_period_and_never_sta
     assert!(waiting.problem_since.is_some());
 
     env.secret(&ns, "arrives-later", AK, SK).await;
-    let done = env
-        .wait_status(
-            &operator,
-            &ns,
-            "late",
-            "Succeeded after the Secret appeared",
-            |s| s.phase == Some(Phase::Succeeded),
-        )
-        .await;
-    assert!(condition(&done, "Stalled").is_none());
+    let done = watch
+        .until(WAIT, "Succeeded after the Secret appeared", |cj| {
+            let status = cj.status.clone().unwrap_or_default();
+            seen.push(status.clone());
+            (status.phase == Some(Phase::Succeeded)).then_some(status)
+        })
+        .await
+        .expect("Succeeded");
     assert!(done.problem_since.is_none(), "the problem cleared");
-    let seen = every_status.await.expect("watch task");
     assert!(seen.len() >= 3, "saw the writes: {seen:?}");
     assert!(
         seen.iter().all(|s| condition(s, "Stalled").is_none()),
         "never Stalled: {seen:#?}"
     );
-    let stalled_events = env
+    let warnings = env
         .events_for(&ns, "late")
         .await
         .into_iter()
         .filter(|e| e.reason.as_deref() == Some("SecretNotFound"))
         .count();
     assert_eq!(
-        stalled_events, 1,
+        warnings, 1,
         "one warning for the problem, not one per retry"
     );
 }
@@ -122,7 +91,7 @@ async fn a_secret_that_arrives_late_is_retried_in_its_grace_period_and_never_sta
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_missing_secret_stalls_and_the_job_finishes_once_the_secret_exists() {
     let env = Env::start().await;
-    let operator = Operator::start(&env.cp, FAST_RETRIES).await;
+    let operator = env.operator(FAST_RETRIES).await;
     let ns = env.namespace("late-secret").await;
     let job = env
         .sim
@@ -154,10 +123,7 @@ async fn a_missing_secret_stalls_and_the_job_finishes_once_the_secret_exists() {
             && e.reason.as_deref() == Some("SecretNotFound"))
     );
     assert_eq!(
-        env.sim
-            .job_stats(&job.job_id)
-            .expect("stats")
-            .total_requests,
+        env.job_requests(&job.job_id),
         0,
         "no request without credentials"
     );
@@ -184,7 +150,7 @@ async fn a_missing_secret_stalls_and_the_job_finishes_once_the_secret_exists() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rejected_credentials_and_unknown_jobs_stall_with_their_reason_and_recover_when_fixed() {
     let env = Env::start().await;
-    let operator = Operator::start(&env.cp, FAST_RETRIES).await;
+    let operator = env.operator(FAST_RETRIES).await;
     let ns = env.namespace("bad-input").await;
     let job = env
         .sim
@@ -292,7 +258,7 @@ async fn rejected_credentials_and_unknown_jobs_stall_with_their_reason_and_recov
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn throttling_and_server_errors_end_in_the_right_status_and_never_read_as_failed() {
     let env = Env::start().await;
-    let operator = Operator::start(&env.cp, FAST_RETRIES).await;
+    let operator = env.operator(FAST_RETRIES).await;
     let ns = env.namespace("faults").await;
     let job = env
         .sim
@@ -327,15 +293,14 @@ async fn throttling_and_server_errors_end_in_the_right_status_and_never_read_as_
     ] {
         env.sim.set_fault(scope.clone(), fault);
     }
+    // Watch from before the CloudJob exists: every status it is ever written with is checked, so even a
+    // short-lived Failed or Stalled write would be seen.
+    let mut watch = env.watch(&ns, "flaky").await;
     env.create_cloudjob(&ns, "flaky", "ims", &job.job_id).await;
-
-    // Sample the status while it runs: a transient problem must never make it Failed or Stalled.
-    let api = env.cloudjobs(&ns);
-    let started = std::time::Instant::now();
     let mut reasons_seen = std::collections::BTreeSet::new();
-    let final_status = loop {
-        let status = api.get("flaky").await.ok().and_then(|cj| cj.status);
-        if let Some(s) = &status {
+    let final_status = watch
+        .until(WAIT, "flaky to succeed", |cj| {
+            let s = cj.status.as_ref()?;
             assert_ne!(
                 s.phase,
                 Some(Phase::Failed),
@@ -348,17 +313,10 @@ async fn throttling_and_server_errors_end_in_the_right_status_and_never_read_as_
             if let Some(ready) = condition(s, "Ready") {
                 reasons_seen.insert(ready.reason.clone());
             }
-            if s.phase == Some(Phase::Succeeded) {
-                break s.clone();
-            }
-        }
-        assert!(
-            started.elapsed() < WAIT,
-            "timed out; last {status:?}\n{}",
-            operator.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+            (s.phase == Some(Phase::Succeeded)).then(|| s.clone())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", operator.log_tail()));
     let served = env.sim.job_body(&job.job_id).expect("body");
     assert_eq!(
         final_status.outputs.and_then(|o| o.image_id).as_deref(),
@@ -395,9 +353,11 @@ async fn throttling_and_server_errors_end_in_the_right_status_and_never_read_as_
             "retries for {reason} are visible in events or conditions: events {warnings:?}, conditions {reasons_seen:?}"
         );
     }
-    let metrics = operator.metrics().await;
+    let metrics = operator.metrics().await.expect("metrics");
     assert!(
-        metrics.contains("outcome=\"throttled\""),
+        metrics
+            .sum("cloudjob_cloud_requests_total", &[("outcome", "throttled")])
+            .is_some(),
         "throttled requests are counted"
     );
 }

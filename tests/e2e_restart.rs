@@ -1,20 +1,16 @@
 //! Polling economy and durability: a killed operator loses no job and never polls a finished one again, an
 //! unchanged job causes no status writes, and the annotations and deadline steer polling.
 
-mod common;
-
-use std::time::Duration;
-
 use cloudjob_operator::crd::{PAUSED_ANNOTATION, Phase, RECONCILE_REQUESTED_ANNOTATION};
 use cloudjob_sim::{JobSpec, ProgressCurve, Service};
-use common::*;
+use cloudjob_testkit::e2e::*;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_operator_finishes_jobs_and_never_polls_finished_ones_again() {
     let env = Env::start().await;
-    let mut first = Operator::start(&env.cp, &[]).await;
+    let mut first = env.operator(&[]).await;
     let ns = env.namespace("restart").await;
     let short = env
         .sim
@@ -43,13 +39,9 @@ async fn a_restarted_operator_finishes_jobs_and_never_polls_finished_ones_again(
     })
     .await;
     first.kill().await;
-    let polls_of_finished_job = env
-        .sim
-        .job_stats(&short.job_id)
-        .expect("stats")
-        .total_requests;
+    let polls_of_finished_job = env.job_requests(&short.job_id);
 
-    let second = Operator::start(&env.cp, &[]).await;
+    let second = env.operator(&[]).await;
     let done = env
         .wait_status(
             &second,
@@ -75,8 +67,8 @@ async fn a_restarted_operator_finishes_jobs_and_never_polls_finished_ones_again(
         .collect();
     assert_eq!(volumes, served_volumes);
 
-    // Give the new operator time to (wrongly) poll the finished job.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Once the new operator has handled a reconcile of the finished job, any poll it would make is made.
+    env.reconcile_and_wait(&second, &ns, "short").await;
     let stats = env.sim.job_stats(&short.job_id).expect("stats");
     assert_eq!(
         stats.total_requests, polls_of_finished_job,
@@ -98,7 +90,7 @@ async fn a_restarted_operator_finishes_jobs_and_never_polls_finished_ones_again(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unchanged_running_job_is_polled_without_any_status_write() {
     let env = Env::start().await;
-    let operator = Operator::start(&env.cp, &[]).await;
+    let operator = env.operator(&[]).await;
     let ns = env.namespace("quiet").await;
     // Runs for a minute without progress or tasks: nothing a user can see changes while it runs.
     let job = env
@@ -110,25 +102,28 @@ async fn an_unchanged_running_job_is_polled_without_any_status_write() {
         )
         .expect("job");
     env.create_cloudjob(&ns, "quiet", "evs", &job.job_id).await;
-    env.wait_status(&operator, &ns, "quiet", "running", |s| {
-        s.phase == Some(Phase::Running)
+    let before = env
+        .watch(&ns, "quiet")
+        .await
+        .until(WAIT, "quiet to be running", |cj| {
+            cj.status
+                .as_ref()
+                .is_some_and(|s| s.phase == Some(Phase::Running))
+                .then(|| cj.clone())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", operator.log_tail()));
+    let requests = || env.job_requests(&job.job_id);
+    let requests_before = requests();
+    // Reconciles of one object never overlap, so once a fourth poll has been served the third one's
+    // reconcile, and whatever it wrote, is done.
+    cloudjob_testenv::wait_for(WAIT, "four more polls", || async {
+        (requests() >= requests_before + 4).then_some(())
     })
-    .await;
-    // Let the Running write settle, then measure.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = env.cloudjobs(&ns).get("quiet").await.expect("cj");
-    let requests_before = env
-        .sim
-        .job_stats(&job.job_id)
-        .expect("stats")
-        .total_requests;
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    .await
+    .expect("it kept polling");
     let after = env.cloudjobs(&ns).get("quiet").await.expect("cj");
-    let requests_after = env
-        .sim
-        .job_stats(&job.job_id)
-        .expect("stats")
-        .total_requests;
+    let requests_after = requests();
     assert!(
         requests_after >= requests_before + 3,
         "it kept polling ({requests_before} -> {requests_after})"
@@ -142,7 +137,7 @@ async fn an_unchanged_running_job_is_polled_without_any_status_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pause_and_reconcile_annotations_and_the_deadline_steer_polling() {
     let env = Env::start().await;
-    let operator = Operator::start(&env.cp, &[]).await;
+    let operator = env.operator(&[]).await;
     let ns = env.namespace("steering").await;
     let api = env.cloudjobs(&ns);
 
@@ -159,12 +154,9 @@ async fn pause_and_reconcile_annotations_and_the_deadline_steer_polling() {
         })
         .await;
     assert!(condition_is(&paused, "Ready", "False", "Suspended"));
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    env.reconcile_and_wait(&operator, &ns, "paused").await;
     assert_eq!(
-        env.sim
-            .job_stats(&job.job_id)
-            .expect("stats")
-            .total_requests,
+        env.job_requests(&job.job_id),
         0,
         "a paused job is not polled"
     );
@@ -213,17 +205,10 @@ async fn pause_and_reconcile_annotations_and_the_deadline_steer_polling() {
         .expect("status");
     assert!(condition_is(&failed, "Failed", "True", "DeadlineExceeded"));
     assert!(condition_is(&failed, "Stalled", "True", "DeadlineExceeded"));
-    let polls = env
-        .sim
-        .job_stats(&slow.job_id)
-        .expect("stats")
-        .total_requests;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let polls = env.job_requests(&slow.job_id);
+    env.reconcile_and_wait(&operator, &ns, "deadline").await;
     assert_eq!(
-        env.sim
-            .job_stats(&slow.job_id)
-            .expect("stats")
-            .total_requests,
+        env.job_requests(&slow.job_id),
         polls,
         "no poll after the deadline"
     );

@@ -1,9 +1,7 @@
 //! Bad CloudJobs are refused by the real API server at apply time (schema and CEL rules from the generated
 //! CRD), with a message that names the field, through the real kubectl.
 
-mod common;
-
-use common::*;
+use cloudjob_testkit::e2e::*;
 use serde_json::json;
 
 async fn kubectl_apply(env: &Env, namespace: &str, manifest: &serde_json::Value) -> (bool, String) {

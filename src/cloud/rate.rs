@@ -5,12 +5,15 @@
 //! a send time (a slot in a GCRA token bucket: `rate` per second, `burst` at once); when the slot is not
 //! now, it books it for its CloudJob and requeues until then, freeing its reconcile slot. Booked slots are
 //! kept in order, so every waiting CloudJob gets its turn.
+//!
+//! [`InFlight`] bounds the requests under way to one endpoint, so that an endpoint that never answers holds
+//! at most that many reconcile slots (each for the request timeout), never all of them.
 
 use std::{
     collections::HashMap,
     hash::Hash,
     num::NonZeroU32,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -97,6 +100,57 @@ impl<E: Eq + Hash + Clone, C: Eq + Hash + Clone> RateLimiter<E, C> {
     }
 }
 
+/// Most requests under way to one endpoint at once.
+pub const MAX_IN_FLIGHT_PER_ENDPOINT: usize = 4;
+
+/// Counts of requests under way, per endpoint.
+pub struct InFlight<E: Eq + Hash> {
+    limit: usize,
+    counts: Arc<Mutex<HashMap<E, usize>>>,
+}
+
+/// One request under way; dropping it ends it.
+pub struct InFlightGuard<E: Eq + Hash> {
+    endpoint: E,
+    counts: Arc<Mutex<HashMap<E, usize>>>,
+}
+
+impl<E: Eq + Hash + Clone> InFlight<E> {
+    pub fn new(limit: usize) -> Self {
+        InFlight {
+            limit,
+            counts: Arc::default(),
+        }
+    }
+
+    /// A place for one more request to `endpoint`, unless `limit` are under way.
+    pub fn try_start(&self, endpoint: &E) -> Option<InFlightGuard<E>> {
+        let mut counts = self.counts.lock().ok()?;
+        let count = counts.entry(endpoint.clone()).or_default();
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(InFlightGuard {
+            endpoint: endpoint.clone(),
+            counts: self.counts.clone(),
+        })
+    }
+}
+
+impl<E: Eq + Hash> Drop for InFlightGuard<E> {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.counts.lock()
+            && let Some(count) = counts.get_mut(&self.endpoint)
+        {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.endpoint);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +197,23 @@ mod tests {
         );
         let later = now + Duration::from_millis(200);
         assert_eq!(limiter.turn(&"a", &3, later), Turn::Now(Duration::ZERO));
+    }
+
+    #[test]
+    fn an_endpoint_gets_at_most_its_limit_of_requests_under_way() {
+        let in_flight = InFlight::new(2);
+        let first = in_flight.try_start(&"hung").expect("first");
+        let _second = in_flight.try_start(&"hung").expect("second");
+        assert!(in_flight.try_start(&"hung").is_none(), "a third must wait");
+        assert!(
+            in_flight.try_start(&"other").is_some(),
+            "other endpoints are free"
+        );
+        drop(first);
+        assert!(
+            in_flight.try_start(&"hung").is_some(),
+            "a finished request frees its place"
+        );
     }
 
     #[test]

@@ -32,7 +32,10 @@ use kube::{
 use tracing::{debug, info, warn};
 
 use crate::{
-    cloud::{client::CloudClient, rate::RateLimiter},
+    cloud::{
+        client::CloudClient,
+        rate::{InFlight, MAX_IN_FLIGHT_PER_ENDPOINT, RateLimiter},
+    },
     config::Config,
     crd::{
         CloudJob, PAUSED_ANNOTATION, POLL_INTERVAL_ANNOTATION, Phase,
@@ -70,6 +73,8 @@ pub struct Shared {
     last_written: LastWritten,
     /// The per-endpoint rate limit, shared by all CloudJobs.
     rate: RateLimiter<String, ObjectRef<WatchedCloudJob>>,
+    /// Requests under way per endpoint, bounded.
+    in_flight: InFlight<String>,
 }
 
 impl Shared {
@@ -98,6 +103,7 @@ impl Shared {
                 config.error_backoff_max.max(config.error_backoff_min),
             ),
             rate: RateLimiter::new(config.rate_limit, config.rate_limit_burst),
+            in_flight: InFlight::new(MAX_IN_FLIGHT_PER_ENDPOINT),
             config,
             credentials: CredentialCache::default(),
             last_written: LastWritten::default(),

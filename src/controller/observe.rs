@@ -25,6 +25,9 @@ use crate::{
 /// Longest wait for one Kubernetes API call made by a reconcile.
 pub const API_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How long a CloudJob waits when its endpoint has its limit of requests under way.
+pub const ENDPOINT_BUSY_RETRY: Duration = Duration::from_secs(5);
+
 /// One poll of the job, or the problem that prevented it.
 pub async fn observe(cj: &CloudJob, ctx: &Context) -> Result<Observation, Error> {
     match poll(cj, ctx).await {
@@ -62,10 +65,15 @@ async fn poll(cj: &CloudJob, ctx: &Context) -> Result<JobObservation, Stop> {
         .map_err(Problem::InvalidEndpoint)?;
     // The endpoint's rate limit: wait here only for a turn that is (almost) now; otherwise book a turn
     // and free this reconcile slot until then.
-    let caller = object_ref(cj);
+    let endpoint_key = endpoint::rate_limit_key(&base);
+    // An endpoint with its limit of requests under way (a slow or hung one) gets no more reconcile slots.
+    let Some(_in_flight) = shared.in_flight.try_start(&endpoint_key) else {
+        let jitter = rand::random_range(0.75..1.25);
+        return Err(Stop::Deferred(ENDPOINT_BUSY_RETRY.mul_f64(jitter)));
+    };
     match shared
         .rate
-        .turn(&endpoint::rate_limit_key(&base), &caller, Instant::now())
+        .turn(&endpoint_key, &object_ref(cj), Instant::now())
     {
         Turn::Now(wait) => tokio::time::sleep(wait).await,
         Turn::Later(wait) => return Err(Stop::Deferred(wait)),

@@ -2,13 +2,17 @@
 //! (cloudjob-testenv) whose jobs run in cloudjob-sim, tracked by the release operator in the adaptive
 //! poll mode and, side by side, in the fixed 10 s mode of the Huawei Terraform waiter.
 //!
-//! Layout: [`workload`] (the jobs), [`run`] (one N: control plane, simulators, operators, watch,
-//! measurements), [`watch`] (what a watcher of the CloudJobs sees), [`operator`] (the child process and
-//! /proc), [`report`] (table, JSON, CSV) and [`svg`] (the plot).
+//! Layout: [`workload`] (the jobs), [`run`] (one N), which [`setup`]s each mode (namespace, simulators,
+//! watch, the operator as a process through `cloudjob-testkit`, the CloudJobs) and [`measure`]s it into
+//! [`results`]; [`watch`] (what a watcher of the CloudJobs sees), [`operator`] (the build and /proc),
+//! [`report`] (table, JSON, CSV) and [`svg`] (the plot).
 
+pub mod measure;
 pub mod operator;
 pub mod report;
+pub mod results;
 pub mod run;
+pub mod setup;
 pub mod stats;
 pub mod svg;
 pub mod watch;

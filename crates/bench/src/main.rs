@@ -108,10 +108,10 @@ async fn main() -> anyhow::Result<()> {
             operator::build_operator(true).await?
         }
     };
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| operator::target_dir().join("bench-results"));
+    let out = args.out.clone().map_or_else(
+        || operator::target_dir().map(|t| t.join("bench-results")),
+        Ok,
+    )?;
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut modes = args.modes.clone();
     modes.dedup();
@@ -130,7 +130,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut results = BenchResults {
         command: std::env::args().collect::<Vec<_>>().join(" "),
-        started_at: chrono::Utc::now().to_rfc3339(),
+        started_at: jiff::Timestamp::now().to_string(),
         machine: Machine::current(),
         runs: Vec::new(),
     };
@@ -172,8 +172,8 @@ fn load_runs(
     dir: &std::path::Path,
 ) -> anyhow::Result<
     Vec<(
-        cloudjob_bench::run::RunResult,
-        Vec<cloudjob_bench::run::JobRecordSet>,
+        cloudjob_bench::results::RunResult,
+        Vec<cloudjob_bench::results::JobRecordSet>,
     )>,
 > {
     let results = report::read_json(&dir.join("results.json"))?;
@@ -183,7 +183,7 @@ fn load_runs(
         let mut sets = Vec::new();
         for m in &run.modes {
             let csv = dir.join(format!("jobs-{}-{}.csv", run.jobs, m.mode.as_str()));
-            sets.push(cloudjob_bench::run::JobRecordSet {
+            sets.push(cloudjob_bench::results::JobRecordSet {
                 mode: m.mode,
                 jobs: report::read_csv(&csv)?,
             });

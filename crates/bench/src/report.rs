@@ -7,24 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Mode,
-    run::{ModeResult, RunResult},
+    results::{JobRecord, ModeResult, RunResult},
 };
-
-/// One job of one mode, as measured.
-#[derive(Clone, Debug, Serialize)]
-pub struct JobRecord {
-    pub name: String,
-    pub kind: String,
-    pub duration_secs: f64,
-    pub fails: bool,
-    pub phase: Option<String>,
-    pub requests: u64,
-    pub status_writes: u32,
-    pub distinct_states: u32,
-    pub writes_after_terminal: u32,
-    pub detection_delay_secs: Option<f64>,
-    pub requests_after_terminal: u64,
-}
 
 /// Everything one invocation measured, as written to `results.json`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -44,22 +28,14 @@ pub struct Machine {
 
 impl Machine {
     pub fn current() -> Machine {
-        let memory_gib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
-            let kib: f64 = m
-                .lines()
-                .find(|l| l.starts_with("MemTotal:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            Some((kib / 1024.0 / 1024.0 * 10.0).round() / 10.0)
-        });
+        use procfs::Current as _;
+        let gib = |bytes: u64| (bytes as f64 / 1024.0 / 1024.0 / 1024.0 * 10.0).round() / 10.0;
         Machine {
             cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            memory_gib,
-            load_average_at_start: std::fs::read_to_string("/proc/loadavg")
+            memory_gib: procfs::Meminfo::current().ok().map(|m| gib(m.mem_total)),
+            load_average_at_start: procfs::LoadAverage::current()
                 .ok()
-                .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")),
+                .map(|l| format!("{:.2} {:.2} {:.2}", l.one, l.five, l.fifteen)),
         }
     }
 }
@@ -69,30 +45,16 @@ pub fn write_json(results: &BenchResults, path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// One line per job, with a header (the field names of [`JobRecord`]).
 pub fn write_csv(records: &[JobRecord], path: &Path) -> anyhow::Result<()> {
-    let mut out = String::from(
-        "name,kind,duration_secs,fails,phase,requests,status_writes,distinct_states,writes_after_terminal,detection_delay_secs,requests_after_terminal\n",
-    );
-    for r in records {
-        let _ = writeln!(
-            out,
-            "{},{},{:.3},{},{},{},{},{},{},{},{}",
-            r.name,
-            r.kind,
-            r.duration_secs,
-            r.fails,
-            r.phase.as_deref().unwrap_or(""),
-            r.requests,
-            r.status_writes,
-            r.distinct_states,
-            r.writes_after_terminal,
-            r.detection_delay_secs
-                .map(|d| format!("{d:.3}"))
-                .unwrap_or_default(),
-            r.requests_after_terminal
-        );
+    let mut writer =
+        csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
+    for record in records {
+        writer.serialize(record)?;
     }
-    std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))
+    writer
+        .flush()
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 pub fn read_json(path: &Path) -> anyhow::Result<BenchResults> {
@@ -103,31 +65,12 @@ pub fn read_json(path: &Path) -> anyhow::Result<BenchResults> {
 
 /// Reads a per-job CSV written by [`write_csv`] (for re-plotting finished runs).
 pub fn read_csv(path: &Path) -> anyhow::Result<Vec<JobRecord>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut records = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        let bad = || format!("{}:{}: malformed line", path.display(), i + 1);
-        if f.len() != 11 {
-            anyhow::bail!(bad());
-        }
-        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        records.push(JobRecord {
-            name: f[0].to_string(),
-            kind: f[1].to_string(),
-            duration_secs: f[2].parse().with_context(bad)?,
-            fails: f[3].parse().with_context(bad)?,
-            phase: opt(f[4]),
-            requests: f[5].parse().with_context(bad)?,
-            status_writes: f[6].parse().with_context(bad)?,
-            distinct_states: f[7].parse().with_context(bad)?,
-            writes_after_terminal: f[8].parse().with_context(bad)?,
-            detection_delay_secs: opt(f[9]).map(|d| d.parse()).transpose().with_context(bad)?,
-            requests_after_terminal: f[10].parse().with_context(bad)?,
-        });
-    }
-    Ok(records)
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    reader
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{} is not a per-job CSV file", path.display()))
 }
 
 fn mode_label(run: &RunResult, mode: Mode) -> String {
@@ -292,7 +235,7 @@ pub fn table(run: &RunResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{operator::ProcessUsage, run::RestartCheck, stats::Dist};
+    use crate::{operator::ProcessUsage, results::RestartCheck, stats::Dist};
 
     fn mode(mode: Mode, requests: f64, delay: f64) -> ModeResult {
         ModeResult {

@@ -1,12 +1,14 @@
 //! The plot: completion detection delay against cloud GETs per job, one panel per N, both modes.
-//! Hand-written SVG (text is left to the viewer's sans-serif font, so nothing is needed to render it here).
+//! Hand-written SVG: text is left to the viewer's sans-serif font, so nothing is needed to render it here.
+//! (plotters with its SVG backend and no default features was considered: without a font feature it lays
+//! text out with guessed metrics, and the log axis, the jittered dots, the diamonds and the legend below
+//! the panels would take as much code as writing the elements directly.)
 
 use std::fmt::Write as _;
 
 use crate::{
     Mode,
-    report::JobRecord,
-    run::{JobRecordSet, RunResult},
+    results::{JobRecord, JobRecordSet, RunResult},
 };
 
 const PANEL_W: f64 = 440.0;

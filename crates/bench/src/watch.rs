@@ -6,9 +6,9 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use chrono::{DateTime, Utc};
 use cloudjob_operator::crd::{CloudJob, CloudJobStatus, Phase};
 use futures::StreamExt;
+use jiff::Timestamp;
 use kube::{
     Api, ResourceExt,
     runtime::{WatchStreamExt, watcher},
@@ -53,7 +53,7 @@ pub struct JobView {
     pub writes_after_terminal: u32,
     pub states: HashSet<StateKey>,
     /// When the watch first delivered a status with `finishTime` (the benchmark's clock).
-    pub finish_seen_at: Option<DateTime<Utc>>,
+    pub finish_seen_at: Option<Timestamp>,
     pub phase: Option<Phase>,
 }
 
@@ -70,7 +70,7 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    fn observe(&mut self, cj: &CloudJob, now: DateTime<Utc>) {
+    fn observe(&mut self, cj: &CloudJob, now: Timestamp) {
         let view = self.jobs.entry(cj.name_any()).or_default();
         if cj.status == view.last_status {
             return; // Spec, metadata or a relist: not a status write.
@@ -91,13 +91,18 @@ impl Tracker {
     }
 }
 
-/// Watches the CloudJobs of `api` into `tracker` until the task is aborted.
-pub async fn watch(api: Api<CloudJob>, tracker: Arc<Mutex<Tracker>>) {
+/// Watches the CloudJobs of `api` into `tracker` until the task is aborted; `finished` gets the number of
+/// jobs whose `finishTime` has been seen whenever it grows.
+pub async fn watch(
+    api: Api<CloudJob>,
+    tracker: Arc<Mutex<Tracker>>,
+    finished: tokio::sync::watch::Sender<usize>,
+) {
     let stream = watcher(api, watcher::Config::default().page_size(500)).default_backoff();
     futures::pin_mut!(stream);
     while let Some(event) = stream.next().await {
         // One clock reading per event, taken before the lock: the moment this event reached us.
-        let now = Utc::now();
+        let now = Timestamp::now();
         let Ok(mut tracker) = tracker.lock() else {
             return;
         };
@@ -109,6 +114,9 @@ pub async fn watch(api: Api<CloudJob>, tracker: Arc<Mutex<Tracker>>) {
             Ok(watcher::Event::InitDone | watcher::Event::Delete(_)) => {}
             Err(_) => tracker.errors += 1,
         }
+        finished.send_if_modified(|count| {
+            std::mem::replace(count, tracker.finished) != tracker.finished
+        });
     }
 }
 
@@ -151,7 +159,7 @@ mod tests {
     #[test]
     fn counts_writes_states_and_finish() {
         let mut t = Tracker::default();
-        let now = Utc::now();
+        let now = Timestamp::now();
         t.observe(&cloudjob(None), now); // created: no status, no write
         let running = status(Phase::Running, Some(10), "Running");
         t.observe(&cloudjob(Some(running.clone())), now);

@@ -26,5 +26,5 @@ mod util;
 pub use binaries::{Binaries, binaries, cache_dir, repo_root};
 pub use control_plane::{ControlPlane, EXISTING_KUBECONFIG_ENV};
 pub use detached::{DetachedProcess, DetachedState, STATE_FILE, remove_dir};
-pub use process::process_is_running;
+pub use process::{process_is_running, terminate};
 pub use util::{free_port, wait_for, wait_for_crd_established};

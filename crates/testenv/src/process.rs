@@ -159,25 +159,11 @@ impl Supervised {
             return;
         }
         self.done = true;
-        if self.child.try_wait().ok().flatten().is_some() {
-            return;
+        let pid = self.pid();
+        let child = &mut self.child;
+        if !terminate(pid, GRACE, || child.try_wait().ok().flatten().is_some()) {
+            let _ = child.wait();
         }
-        // An error means the child is already gone, which the wait below handles.
-        let _ = kill_process(Pid::from_child(&self.child), Signal::TERM);
-        let deadline = Instant::now() + GRACE;
-        while Instant::now() < deadline {
-            if self.child.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        tracing::warn!(
-            name = self.name,
-            pid = self.pid(),
-            "did not stop within {GRACE:?} of SIGTERM; killing"
-        );
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 
     /// Leaves the child running after this value and its owner are gone (`cloudjob-testenv up`).
@@ -211,26 +197,41 @@ pub fn process_is_running(pid: u32) -> bool {
 /// SIGTERM, then SIGKILL after [`GRACE`], for a process that is not our child (`cloudjob-testenv down`).
 /// Returns whether it is gone.
 pub(crate) fn terminate_foreign(pid: u32) -> bool {
+    terminate(pid, GRACE, || !process_is_running(pid))
+}
+
+/// Stops process `pid`: SIGTERM, then SIGKILL if `has_exited` does not say so within `grace`; returns
+/// whether it has exited (waiting up to 2 s more after SIGKILL). Nothing is signalled once `has_exited`
+/// says so, so for a child of ours, whose pid cannot be reused before it is reaped, pass a check that
+/// reaps it (`Child::try_wait`): then only the process we started is ever signalled.
+pub fn terminate(pid: u32, grace: Duration, mut has_exited: impl FnMut() -> bool) -> bool {
     let Some(raw) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
         return true;
     };
+    if has_exited() {
+        return true;
+    }
+    // An error means the process is already gone, which the wait below sees.
     let _ = kill_process(raw, Signal::TERM);
-    let deadline = Instant::now() + GRACE;
-    while Instant::now() < deadline {
-        if !process_is_running(pid) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if exits_within(grace, &mut has_exited) {
+        return true;
     }
+    tracing::warn!(pid, "did not stop within {grace:?} of SIGTERM; killing");
     let _ = kill_process(raw, Signal::KILL);
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline {
-        if !process_is_running(pid) {
+    exits_within(Duration::from_secs(2), &mut has_exited)
+}
+
+fn exits_within(limit: Duration, has_exited: &mut impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if has_exited() {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
-    false
 }
 
 pub(crate) fn log_tail(path: &Path, max_bytes: u64) -> String {

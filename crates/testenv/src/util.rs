@@ -40,30 +40,23 @@ where
     }
 }
 
-/// Waits until the CustomResourceDefinition `name` is `Established`, i.e. its objects can be created.
+/// Waits, watching it, until the CustomResourceDefinition `name` is `Established`, i.e. its objects can be
+/// created.
 pub async fn wait_for_crd_established(
     client: &kube::Client,
     name: &str,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::runtime::wait::{await_condition, conditions::is_crd_established};
     let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
-    wait_for(
-        timeout,
-        &format!("the CRD {name} to be established"),
-        || {
-            let crds = crds.clone();
-            async move {
-                let crd = crds.get(name).await.ok()?;
-                let conditions = crd.status?.conditions?;
-                conditions
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-                    .then_some(())
-            }
-        },
-    )
-    .await
+    tokio::time::timeout(timeout, await_condition(crds, name, is_crd_established()))
+        .await
+        .with_context(|| {
+            format!("timed out after {timeout:?} waiting for the CRD {name} to be established")
+        })?
+        .with_context(|| format!("watching the CRD {name}"))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,33 +1,20 @@
-//! The Helm chart (charts/cloudjob-operator), with the pinned helm: lint, rendering in its install modes, the
-//! values schema, the CRD copy, and a real `helm install` / `helm uninstall` against a real kube-apiserver
-//! (cloudjob-testenv), including what the chart's ServiceAccount may and may not do (`kubectl auth can-i`).
+//! The Helm chart (charts/cloudjob-operator) without a cluster, with the pinned helm: lint, rendering in
+//! its install modes, the values schema and the CRD copy. `chart_install.rs` installs it for real.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
 
-use anyhow::{Context, Result, bail, ensure};
-use cloudjob_testenv::ControlPlane;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::Api;
-use serde::Deserialize;
+use anyhow::{Context, Result, ensure};
+use cloudjob_testkit::{
+    chart::{
+        FULLNAME, RELEASE, RELEASE_NAMESPACE, Rendered, chart_dir, container_env, helm_args,
+        objects,
+    },
+    command::{output_blocking, stdout_blocking},
+    repo_root,
+};
 use serde_json::Value;
-
-const RELEASE: &str = "cloudjob-operator";
-const RELEASE_NAMESPACE: &str = "cloudjob-system";
-/// With the release named like the chart, every object is named `cloudjob-operator` (stable, for other tests).
-const FULLNAME: &str = "cloudjob-operator";
-const CRD_NAME: &str = "cloudjobs.cloudjob.io";
-const SERVICE_ACCOUNT: &str = "system:serviceaccount:cloudjob-system:cloudjob-operator";
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn chart_dir() -> PathBuf {
-    repo().join("charts/cloudjob-operator")
-}
 
 /// The pinned helm, for commands that need no cluster, with helm's homes in the target directory.
 fn offline_helm() -> Result<Command> {
@@ -42,132 +29,13 @@ fn offline_helm() -> Result<Command> {
     Ok(command)
 }
 
-fn run(mut command: Command) -> Result<Output> {
-    command
-        .output()
-        .with_context(|| format!("running {command:?}"))
-}
-
-/// Runs a command and fails with its output unless it succeeds; returns its stdout.
-fn run_ok(command: Command) -> Result<String> {
-    let description = format!("{command:?}");
-    let output = run(command)?;
-    if !output.status.success() {
-        bail!(
-            "{description} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
-/// `helm <args> <chart> <more>` with `--set` style arguments appended.
-fn helm_args(mut command: Command, args: &[&str], sets: &[&str]) -> Command {
-    command.args(args);
-    for set in sets {
-        command.arg("--set").arg(set);
-    }
-    command
-}
-
-/// (kind, namespace, name); the namespace is empty for cluster-scoped objects.
-type ObjectId = (String, String, String);
-
-/// The objects of a rendered manifest.
-struct Rendered {
-    objects: Vec<Value>,
-}
-
-impl Rendered {
-    fn parse(yaml: &str) -> Result<Self> {
-        let mut objects = Vec::new();
-        for document in serde_yaml::Deserializer::from_str(yaml) {
-            let value = Value::deserialize(document).context("parsing rendered YAML")?;
-            if !value.is_null() {
-                objects.push(value);
-            }
-        }
-        Ok(Self { objects })
-    }
-
-    fn ids(&self) -> BTreeSet<ObjectId> {
-        self.objects.iter().map(id).collect()
-    }
-
-    fn kinds(&self) -> BTreeSet<String> {
-        self.objects
-            .iter()
-            .map(|o| str_at(o, "/kind").to_owned())
-            .collect()
-    }
-
-    fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-        self.objects.iter().filter(move |o| o["kind"] == kind)
-    }
-
-    fn get(&self, kind: &str, namespace: &str, name: &str) -> Result<&Value> {
-        self.objects
-            .iter()
-            .find(|o| id(o) == (kind.to_owned(), namespace.to_owned(), name.to_owned()))
-            .with_context(|| {
-                format!(
-                    "no {kind} {namespace}/{name} in the rendered chart; it has {:?}",
-                    self.ids()
-                )
-            })
-    }
-
-    fn deployment(&self) -> Result<&Value> {
-        self.get("Deployment", RELEASE_NAMESPACE, FULLNAME)
-    }
-}
-
-fn id(object: &Value) -> ObjectId {
-    (
-        str_at(object, "/kind").to_owned(),
-        str_at(object, "/metadata/namespace").to_owned(),
-        str_at(object, "/metadata/name").to_owned(),
-    )
-}
-
-fn str_at<'a>(value: &'a Value, pointer: &str) -> &'a str {
-    value.pointer(pointer).and_then(Value::as_str).unwrap_or("")
-}
-
-fn objects(ids: &[(&str, &str, &str)]) -> BTreeSet<ObjectId> {
-    ids.iter()
-        .map(|(k, ns, n)| ((*k).to_owned(), (*ns).to_owned(), (*n).to_owned()))
-        .collect()
-}
-
 /// `helm template` of the chart as release `cloudjob-operator` in `cloudjob-system`.
 fn template(sets: &[&str]) -> Result<Rendered> {
     let mut command = helm_args(offline_helm()?, &["template", RELEASE], sets);
     command
-        .arg(chart_dir())
+        .arg(chart_dir()?)
         .args(["--namespace", RELEASE_NAMESPACE]);
-    Rendered::parse(&run_ok(command)?)
-}
-
-/// The operator container's environment as name -> value (or the valueFrom object, as JSON text).
-fn container_env(deployment: &Value) -> BTreeMap<String, String> {
-    let mut env = BTreeMap::new();
-    let vars = deployment
-        .pointer("/spec/template/spec/containers/0/env")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for var in vars {
-        let value = match (var.get("value"), var.get("valueFrom")) {
-            (Some(v), _) => v.as_str().unwrap_or("").to_owned(),
-            (None, Some(from)) => from.to_string(),
-            (None, None) => String::new(),
-        };
-        env.insert(str_at(&var, "/name").to_owned(), value);
-    }
-    env
+    Rendered::parse(&stdout_blocking(command)?)
 }
 
 /// Rules as (apiGroup, resource, verb, resourceNames) tuples, one per combination.
@@ -239,8 +107,8 @@ fn helm_lint_strict_is_clean_for_default_namespaced_replicated_and_all_optional_
                 &["lint"]
             };
             let mut command = helm_args(offline_helm()?, args, sets);
-            command.arg(chart_dir());
-            let out = run_ok(command)
+            command.arg(chart_dir()?);
+            let out = stdout_blocking(command)
                 .with_context(|| format!("helm lint (strict: {strict}) with {sets:?}"))?;
             ensure!(
                 out.contains("0 chart(s) failed")
@@ -498,8 +366,8 @@ fn optional_service_monitor_and_network_policy_render_only_when_enabled() -> Res
             "metrics.service.enabled=false",
         ],
     );
-    without_service.arg(chart_dir());
-    let out = run(without_service)?;
+    without_service.arg(chart_dir()?);
+    let out = output_blocking(without_service)?;
     assert!(
         !out.status.success(),
         "a ServiceMonitor without the Service is refused"
@@ -521,8 +389,8 @@ fn values_schema_rejects_a_string_replica_count_and_unknown_keys_naming_the_valu
     ];
     for (set, expected) in cases {
         let mut command = helm_args(offline_helm()?, &["template", RELEASE], &[set]);
-        command.arg(chart_dir());
-        let out = run(command)?;
+        command.arg(chart_dir()?);
+        let out = output_blocking(command)?;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             !out.status.success(),
@@ -544,8 +412,8 @@ fn values_schema_rejects_a_string_replica_count_and_unknown_keys_naming_the_valu
 
 #[test]
 fn chart_crd_is_byte_identical_to_the_generated_crd_in_crds() -> Result<()> {
-    let generated = repo().join("crds/cloudjobs.cloudjob.io.yaml");
-    let in_chart = chart_dir().join("crds/cloudjobs.cloudjob.io.yaml");
+    let generated = repo_root()?.join("crds/cloudjobs.cloudjob.io.yaml");
+    let in_chart = chart_dir()?.join("crds/cloudjobs.cloudjob.io.yaml");
     let regenerate = "regenerate both with: cargo run -- crd > crds/cloudjobs.cloudjob.io.yaml && \
                       cp crds/cloudjobs.cloudjob.io.yaml charts/cloudjob-operator/crds/";
     let generated = std::fs::read(&generated)
@@ -557,7 +425,7 @@ fn chart_crd_is_byte_identical_to_the_generated_crd_in_crds() -> Result<()> {
         "charts/cloudjob-operator/crds/cloudjobs.cloudjob.io.yaml differs from crds/cloudjobs.cloudjob.io.yaml; \
          {regenerate}"
     );
-    let entries: Vec<_> = std::fs::read_dir(chart_dir().join("crds"))?
+    let entries: Vec<_> = std::fs::read_dir(chart_dir()?.join("crds"))?
         .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect::<Result<_, _>>()?;
     assert_eq!(
@@ -566,278 +434,4 @@ fn chart_crd_is_byte_identical_to_the_generated_crd_in_crds() -> Result<()> {
         "the chart carries only the CloudJob CRD"
     );
     Ok(())
-}
-
-// ----- against a real control plane -----
-
-/// Runs a blocking command off the async workers.
-async fn run_blocking(command: Command) -> Result<String> {
-    tokio::task::spawn_blocking(move || run_ok(command)).await?
-}
-
-/// `kubectl auth can-i` as the chart's ServiceAccount: true for "yes".
-async fn service_account_can(cp: &ControlPlane, args: &[&str]) -> Result<bool> {
-    let mut command = cp.kubectl();
-    command
-        .args(["auth", "can-i", "--as", SERVICE_ACCOUNT])
-        .args(args);
-    let output = tokio::task::spawn_blocking(move || run(command)).await??;
-    match String::from_utf8_lossy(&output.stdout).trim() {
-        "yes" => Ok(true),
-        "no" => Ok(false),
-        other => bail!(
-            "kubectl auth can-i {args:?} answered {other:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ),
-    }
-}
-
-async fn assert_access(cp: &ControlPlane, expected: bool, args: &[&str]) -> Result<()> {
-    let allowed = service_account_can(cp, args).await?;
-    ensure!(
-        allowed == expected,
-        "the chart's ServiceAccount {} {args:?}, expected the opposite",
-        if allowed { "may" } else { "may not" }
-    );
-    Ok(())
-}
-
-/// `helm install` of the chart, then the rendered manifest (`helm get manifest`) saved to a file.
-async fn install(cp: &ControlPlane, sets: &[&str]) -> Result<(Rendered, PathBuf)> {
-    let mut command = helm_args(cp.helm(), &["install", RELEASE], sets);
-    command
-        .arg(chart_dir())
-        .args(["--namespace", RELEASE_NAMESPACE, "--create-namespace"]);
-    run_blocking(command).await?;
-    let mut get = cp.helm();
-    get.args(["get", "manifest", RELEASE, "--namespace", RELEASE_NAMESPACE]);
-    let manifest = run_blocking(get).await?;
-    let path = cp.dir().join("chart-manifest.yaml");
-    std::fs::write(&path, &manifest)?;
-    Ok((Rendered::parse(&manifest)?, path))
-}
-
-/// The objects of the manifest that exist in the cluster (`kubectl get -f <manifest> -o json`).
-async fn existing(cp: &ControlPlane, manifest: &Path) -> Result<BTreeSet<ObjectId>> {
-    let mut command = cp.kubectl();
-    command
-        .args(["get", "--ignore-not-found", "-o", "json", "-f"])
-        .arg(manifest);
-    let out = run_blocking(command).await?;
-    if out.trim().is_empty() {
-        return Ok(BTreeSet::new());
-    }
-    let value: Value = serde_json::from_str(&out).context("parsing kubectl get -o json")?;
-    Ok(match value["kind"].as_str() {
-        Some("List") => value["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(id)
-            .collect(),
-        _ => BTreeSet::from([id(&value)]),
-    })
-}
-
-/// Uninstalls the release and checks that nothing of the manifest is left but that the CRD (and so every
-/// CloudJob) is.
-async fn uninstall_leaves_only_the_crd(cp: &ControlPlane, manifest: &Path) -> Result<()> {
-    let mut command = cp.helm();
-    command.args([
-        "uninstall",
-        RELEASE,
-        "--namespace",
-        RELEASE_NAMESPACE,
-        "--wait",
-    ]);
-    run_blocking(command).await?;
-    let left = existing(cp, manifest).await?;
-    ensure!(left.is_empty(), "helm uninstall left {left:?}");
-    let crds: Api<CustomResourceDefinition> = Api::all(cp.client());
-    crds.get(CRD_NAME)
-        .await
-        .context("helm uninstall must keep the CRD (deleting it would delete every CloudJob)")?;
-    Ok(())
-}
-
-async fn crd_is_established(cp: &ControlPlane) -> Result<()> {
-    cloudjob_testenv::wait_for_crd_established(
-        &cp.client(),
-        CRD_NAME,
-        std::time::Duration::from_secs(30),
-    )
-    .await
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn helm_install_cluster_wide_creates_every_object_grants_least_privilege_and_uninstall_leaves_the_crd()
--> Result<()> {
-    let cp = ControlPlane::start().await?;
-    let (rendered, manifest) =
-        install(&cp, &["replicaCount=2", "networkPolicy.enabled=true"]).await?;
-    assert_eq!(
-        rendered.ids(),
-        objects(&[
-            ("ClusterRole", "", FULLNAME),
-            ("ClusterRoleBinding", "", FULLNAME),
-            ("Deployment", RELEASE_NAMESPACE, FULLNAME),
-            ("NetworkPolicy", RELEASE_NAMESPACE, FULLNAME),
-            ("PodDisruptionBudget", RELEASE_NAMESPACE, FULLNAME),
-            (
-                "Role",
-                RELEASE_NAMESPACE,
-                "cloudjob-operator-leader-election"
-            ),
-            (
-                "RoleBinding",
-                RELEASE_NAMESPACE,
-                "cloudjob-operator-leader-election"
-            ),
-            ("Service", RELEASE_NAMESPACE, "cloudjob-operator-metrics"),
-            ("ServiceAccount", RELEASE_NAMESPACE, FULLNAME),
-        ])
-    );
-    assert_eq!(
-        existing(&cp, &manifest).await?,
-        rendered.ids(),
-        "every object of the release exists in the cluster"
-    );
-    crd_is_established(&cp).await?;
-    let deployments: Api<Deployment> = Api::namespaced(cp.client(), RELEASE_NAMESPACE);
-    let deployment = deployments.get(FULLNAME).await?;
-    assert_eq!(deployment.spec.and_then(|s| s.replicas), Some(2));
-
-    // What the operator needs, in any namespace.
-    for args in [
-        &["list", "cloudjobs.cloudjob.io", "--all-namespaces"][..],
-        &["watch", "cloudjobs.cloudjob.io", "-n", "anywhere"],
-        &[
-            "patch",
-            "cloudjobs.cloudjob.io",
-            "--subresource=status",
-            "-n",
-            "anywhere",
-        ],
-        &["get", "secrets", "-n", "anywhere"],
-        &["create", "events.events.k8s.io", "-n", "anywhere"],
-        &["patch", "events", "-n", "anywhere"],
-        &[
-            "create",
-            "leases.coordination.k8s.io",
-            "-n",
-            RELEASE_NAMESPACE,
-        ],
-        &[
-            "update",
-            "leases.coordination.k8s.io/cloudjob-operator",
-            "-n",
-            RELEASE_NAMESPACE,
-        ],
-    ] {
-        assert_access(&cp, true, args).await?;
-    }
-    // And nothing more: no spec writes, no deletes, no Secret writes, no other Lease.
-    for args in [
-        &["patch", "cloudjobs.cloudjob.io", "-n", "anywhere"][..],
-        &["update", "cloudjobs.cloudjob.io", "-n", "anywhere"],
-        &["create", "cloudjobs.cloudjob.io", "-n", "anywhere"],
-        &["delete", "cloudjobs.cloudjob.io", "-n", "anywhere"],
-        &["update", "secrets", "-n", "anywhere"],
-        &["delete", "events", "-n", "anywhere"],
-        &["create", "leases.coordination.k8s.io", "-n", "anywhere"],
-        &[
-            "update",
-            "leases.coordination.k8s.io/someone-else",
-            "-n",
-            RELEASE_NAMESPACE,
-        ],
-        &["get", "configmaps", "-n", RELEASE_NAMESPACE],
-    ] {
-        assert_access(&cp, false, args).await?;
-    }
-
-    uninstall_leaves_only_the_crd(&cp, &manifest).await
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn helm_install_namespaced_confines_the_operator_to_the_listed_namespaces_and_uninstall_leaves_the_crd()
--> Result<()> {
-    let cp = ControlPlane::start().await?;
-    for namespace in ["team-a", "team-b", "team-c"] {
-        let mut command = cp.kubectl();
-        command.args(["create", "namespace", namespace]);
-        run_blocking(command).await?;
-    }
-    let (rendered, manifest) = install(&cp, &["watchNamespaces={team-a,team-b}"]).await?;
-    assert_eq!(
-        rendered.ids(),
-        objects(&[
-            ("Deployment", RELEASE_NAMESPACE, FULLNAME),
-            ("Role", "team-a", FULLNAME),
-            ("Role", "team-b", FULLNAME),
-            ("RoleBinding", "team-a", FULLNAME),
-            ("RoleBinding", "team-b", FULLNAME),
-            ("Service", RELEASE_NAMESPACE, "cloudjob-operator-metrics"),
-            ("ServiceAccount", RELEASE_NAMESPACE, FULLNAME),
-        ])
-    );
-    assert_eq!(
-        existing(&cp, &manifest).await?,
-        rendered.ids(),
-        "every object of the release exists in the cluster"
-    );
-    crd_is_established(&cp).await?;
-    let deployments: Api<Deployment> = Api::namespaced(cp.client(), RELEASE_NAMESPACE);
-    let deployment = serde_json::to_value(deployments.get(FULLNAME).await?)?;
-    assert_eq!(
-        container_env(&deployment)["CLOUDJOB_NAMESPACES"],
-        "team-a,team-b"
-    );
-
-    for namespace in ["team-a", "team-b"] {
-        assert_access(&cp, true, &["get", "secrets", "-n", namespace]).await?;
-        assert_access(
-            &cp,
-            true,
-            &["watch", "cloudjobs.cloudjob.io", "-n", namespace],
-        )
-        .await?;
-        assert_access(
-            &cp,
-            true,
-            &[
-                "update",
-                "cloudjobs.cloudjob.io",
-                "--subresource=status",
-                "-n",
-                namespace,
-            ],
-        )
-        .await?;
-        assert_access(
-            &cp,
-            false,
-            &["patch", "cloudjobs.cloudjob.io", "-n", namespace],
-        )
-        .await?;
-    }
-    // No Secret or CloudJob outside the listed namespaces, not even in its own; no cluster-wide list.
-    for namespace in ["team-c", RELEASE_NAMESPACE, "default"] {
-        assert_access(&cp, false, &["get", "secrets", "-n", namespace]).await?;
-        assert_access(
-            &cp,
-            false,
-            &["list", "cloudjobs.cloudjob.io", "-n", namespace],
-        )
-        .await?;
-    }
-    assert_access(
-        &cp,
-        false,
-        &["list", "cloudjobs.cloudjob.io", "--all-namespaces"],
-    )
-    .await?;
-    assert_access(&cp, false, &["list", "secrets", "--all-namespaces"]).await?;
-
-    uninstall_leaves_only_the_crd(&cp, &manifest).await
 }

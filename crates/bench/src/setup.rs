@@ -1,0 +1,210 @@
+//! Setting up one mode of a run: its namespace and Secret, one simulator per service, a watch of its
+//! CloudJobs, and the operator as a child process (so /proc shows its memory and CPU alone); then the
+//! CloudJobs themselves.
+//!
+//! Each mode has one simulator per service (IMS, EVS, ECS): one endpoint each, as in the real clouds, so
+//! the operator's per-endpoint rate limit and the simulator's per-second request count are about the
+//! same thing. CloudJobs therefore carry `spec.endpoint` instead of relying on `--endpoint-template`.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use cloudjob_operator::crd::CloudJob;
+use cloudjob_sim::{Service, SimConfig, Simulator};
+use cloudjob_testenv::ControlPlane;
+use cloudjob_testkit::{Operator, ProcessOptions};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::{Api, Client, api::PostParams};
+use serde_json::json;
+
+use crate::{
+    BenchConfig, Mode,
+    watch::{Tracker, watch},
+    workload::{PROJECT, PlannedJob},
+};
+
+const AK: &str = "sim-ak";
+const SK: &str = "sim-sk";
+
+/// One mode's moving parts.
+pub struct ModeEnv {
+    pub mode: Mode,
+    pub sims: HashMap<Service, Simulator>,
+    api: Api<CloudJob>,
+    pub tracker: Arc<Mutex<Tracker>>,
+    pub watch_task: tokio::task::JoinHandle<()>,
+    /// Jobs whose `finishTime` the watch has seen, changed whenever that grows.
+    pub finished: tokio::sync::watch::Receiver<usize>,
+    pub operator: Option<Operator>,
+    operator_args: Vec<String>,
+    operator_log: PathBuf,
+}
+
+impl ModeEnv {
+    pub fn sim(&self, service: Service) -> anyhow::Result<&Simulator> {
+        self.sims
+            .get(&service)
+            .with_context(|| format!("no simulator for {service}"))
+    }
+
+    /// Starts the operator process, appending to this mode's log.
+    pub async fn start_operator(
+        &mut self,
+        cfg: &BenchConfig,
+        cp: &ControlPlane,
+    ) -> anyhow::Result<()> {
+        let options = ProcessOptions {
+            args: self.operator_args.clone(),
+            // Issue 6 measures the operator as deployed: warnings only, no per-poll logging cost.
+            rust_log: "warn".into(),
+            log: Some(self.operator_log.clone()),
+            ..ProcessOptions::new(&cfg.operator_bin, cp.kubeconfig_path())
+        };
+        self.operator = Some(Operator::process(options).await?);
+        Ok(())
+    }
+}
+
+pub async fn start_mode(
+    cfg: &BenchConfig,
+    cp: &ControlPlane,
+    client: &Client,
+    mode: Mode,
+    n: usize,
+) -> anyhow::Result<ModeEnv> {
+    let namespace = format!("bench-{}", mode.as_str());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": namespace}}))?,
+        )
+        .await
+        .with_context(|| format!("cannot create namespace {namespace}"))?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "creds"},
+                "stringData": {"accessKey": AK, "secretKey": SK}
+            }))?,
+        )
+        .await
+        .context("cannot create the credentials Secret")?;
+
+    let mut sims = HashMap::new();
+    for service in Service::ALL {
+        // time_scale stays 1: the operator compares the job's begin_time with the real clock, so the
+        // simulated clock must be the real one. The benchmark's time scale shortens durations instead.
+        sims.insert(service, Simulator::start(SimConfig::default()).await?);
+    }
+
+    let api: Api<CloudJob> = Api::namespaced(client.clone(), &namespace);
+    let tracker = Arc::new(Mutex::new(Tracker::default()));
+    let (finished_tx, finished) = tokio::sync::watch::channel(0);
+    let watch_task = tokio::spawn(watch(api.clone(), tracker.clone(), finished_tx));
+
+    let mut args = vec![
+        "--namespaces".to_string(),
+        namespace.clone(),
+        "--poll-mode".into(),
+        mode.as_str().into(),
+        "--rate-limit".into(),
+        cfg.rate_limit.to_string(),
+        "--rate-limit-burst".into(),
+        cfg.rate_limit_burst.to_string(),
+        "--concurrency".into(),
+        cfg.concurrency.to_string(),
+    ];
+    if mode == Mode::Fixed {
+        args.push("--fixed-poll-interval".into());
+        args.push(format!("{}ms", cfg.fixed_interval.as_millis()));
+    }
+    let operator_log = cfg.out.join(format!("operator-{n}-{}.log", mode.as_str()));
+    // A fresh log per run: the file is appended to across the restart.
+    let _ = std::fs::remove_file(&operator_log);
+    let mut env = ModeEnv {
+        mode,
+        sims,
+        api,
+        tracker,
+        watch_task,
+        finished,
+        operator: None,
+        operator_args: args,
+        operator_log,
+    };
+    env.start_operator(cfg, cp).await?;
+    Ok(env)
+}
+
+/// Creates every planned job in every mode: the simulated job, then its CloudJob right away, so the
+/// job's start and the CloudJob's creation are a few milliseconds apart.
+pub async fn create_jobs(
+    cfg: &BenchConfig,
+    envs: &[ModeEnv],
+    plan: &[PlannedJob],
+) -> anyhow::Result<()> {
+    futures::stream::iter(plan.iter().enumerate())
+        .map(|(i, job)| async move {
+            // Alternate which mode goes first, so neither gets its jobs systematically earlier.
+            let order: Vec<&ModeEnv> = if i % 2 == 0 {
+                envs.iter().collect()
+            } else {
+                envs.iter().rev().collect()
+            };
+            for env in order {
+                let sim = env.sim(job.kind.service())?;
+                sim.create_job(job.spec())
+                    .with_context(|| format!("simulator rejected {}", job.name))?;
+                create_cloudjob(env, job).await?;
+            }
+            anyhow::Ok(())
+        })
+        .buffer_unordered(cfg.create_concurrency.max(1))
+        .try_collect::<()>()
+        .await
+}
+
+async fn create_cloudjob(env: &ModeEnv, job: &PlannedJob) -> anyhow::Result<()> {
+    let service = job.kind.service();
+    let cj: CloudJob = serde_json::from_value(json!({
+        "apiVersion": "cloudjob.io/v1alpha1",
+        "kind": "CloudJob",
+        "metadata": {
+            "name": job.name,
+            "labels": {"app.kubernetes.io/part-of": "cloudjob-bench", "cloudjob.io/bench-kind": job.kind.name()}
+        },
+        "spec": {
+            "service": service.as_str(),
+            "region": "eu-de",
+            "projectId": PROJECT,
+            "jobId": job.job_id,
+            "endpoint": env.sim(service)?.endpoint(service),
+            "credentialsSecretRef": {"name": "creds"}
+        }
+    }))?;
+    // A busy API server may time out; retry, and accept that an earlier attempt got through.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match env.api.create(&PostParams::default(), &cj).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 409 && attempt > 1 => return Ok(()),
+            Err(e) if attempt < 5 => {
+                eprintln!("creating {} failed ({e}); retrying", job.name);
+                tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot create CloudJob {}", job.name));
+            }
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The end-to-end tests' environment: a control plane with the CRD installed, the jobs API simulator in
+//! process, CloudJobs pointing at it, and the real operator binary. Its methods panic with a message, as
+//! test code does.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Output,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+use cloudjob_operator::crd::{CloudJob, CloudJobStatus, RECONCILE_REQUESTED_ANNOTATION};
+use cloudjob_sim::{SimConfig, Simulator};
+use cloudjob_testenv::ControlPlane;
+use k8s_openapi::{
+    api::{core::v1::Namespace, core::v1::Secret, events::v1::Event},
+    apimachinery::pkg::apis::meta::v1::Condition,
+};
+use kube::{
+    Api, Client,
+    api::{ListParams, Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+
+use crate::{ObjectWatch, Operator, ProcessOptions};
+
+pub const AK: &str = "sim-ak";
+pub const SK: &str = "sim-sk";
+pub const PROJECT: &str = "0123456789abcdef0123456789abcdef";
+/// The longest wait for a status.
+pub const WAIT: Duration = Duration::from_secs(90);
+
+/// A control plane with the CRD installed, and a simulator.
+pub struct Env {
+    pub cp: ControlPlane,
+    pub sim: Simulator,
+    pub client: Client,
+}
+
+impl Env {
+    pub async fn start() -> Env {
+        Self::start_with(SimConfig::default()).await
+    }
+
+    pub async fn start_with(sim_config: SimConfig) -> Env {
+        let cp = ControlPlane::start().await.expect("control plane starts");
+        crate::install_crd(&cp).await.expect("CRD installed");
+        let sim = Simulator::start(sim_config)
+            .await
+            .expect("simulator starts");
+        Env {
+            client: cp.client(),
+            cp,
+            sim,
+        }
+    }
+
+    /// The operator binary as a child process, with the admin kubeconfig and `args` after `run`.
+    pub async fn operator(&self, args: &[&str]) -> Operator {
+        self.operator_with_kubeconfig(self.cp.kubeconfig_path(), args)
+            .await
+    }
+
+    pub async fn operator_with_kubeconfig(&self, kubeconfig: &Path, args: &[&str]) -> Operator {
+        Operator::process(ProcessOptions::new(operator_binary(), kubeconfig).args(args))
+            .await
+            .expect("the operator starts")
+    }
+
+    /// A namespace with a credentials Secret `creds` holding the simulator's AK/SK.
+    pub async fn namespace(&self, name: &str) -> String {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": name}})).expect("ns"),
+            )
+            .await
+            .expect("namespace created");
+        self.secret(name, "creds", AK, SK).await;
+        name.to_string()
+    }
+
+    pub async fn secret(&self, namespace: &str, name: &str, ak: &str, sk: &str) {
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "stringData": {"accessKey": ak, "secretKey": sk}
+        }))
+        .expect("secret");
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("secret created");
+    }
+
+    pub fn cloudjobs(&self, namespace: &str) -> Api<CloudJob> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// Creates a CloudJob pointing at the simulator's endpoint for `service`.
+    pub async fn create_cloudjob(
+        &self,
+        namespace: &str,
+        name: &str,
+        service: &str,
+        job_id: &str,
+    ) -> CloudJob {
+        self.create_cloudjob_from(namespace, self.cloudjob_manifest(name, service, job_id))
+            .await
+    }
+
+    pub fn cloudjob_manifest(&self, name: &str, service: &str, job_id: &str) -> serde_json::Value {
+        json!({
+            "apiVersion": "cloudjob.io/v1alpha1",
+            "kind": "CloudJob",
+            "metadata": {"name": name},
+            "spec": {
+                "service": service,
+                "region": "eu-de",
+                "projectId": PROJECT,
+                "jobId": job_id,
+                "endpoint": format!("{}/{}", self.sim.base_url(), service),
+                "credentialsSecretRef": {"name": "creds"},
+                "polling": {"minIntervalSeconds": 1, "maxIntervalSeconds": 3}
+            }
+        })
+    }
+
+    pub async fn create_cloudjob_from(
+        &self,
+        namespace: &str,
+        manifest: serde_json::Value,
+    ) -> CloudJob {
+        let cj: CloudJob = serde_json::from_value(manifest).expect("valid CloudJob");
+        self.cloudjobs(namespace)
+            .create(&PostParams::default(), &cj)
+            .await
+            .expect("CloudJob created")
+    }
+
+    /// A watch of one CloudJob (it need not exist yet): every status write from now on.
+    pub async fn watch(&self, namespace: &str, name: &str) -> ObjectWatch<CloudJob> {
+        ObjectWatch::start(self.cloudjobs(namespace), name)
+            .await
+            .expect("watch started")
+    }
+
+    /// Watches the CloudJob until its status satisfies `done`, and returns that status.
+    pub async fn wait_status(
+        &self,
+        operator: &Operator,
+        namespace: &str,
+        name: &str,
+        what: &str,
+        done: impl Fn(&CloudJobStatus) -> bool,
+    ) -> CloudJobStatus {
+        let mut watch = self.watch(namespace, name).await;
+        let found = watch
+            .until(WAIT, &format!("{namespace}/{name}: {what}"), |cj| {
+                cj.status.clone().filter(|s| done(s))
+            })
+            .await;
+        found.unwrap_or_else(|e| panic!("{e:#}\noperator log tail:\n{}", operator.log_tail()))
+    }
+
+    /// Asks the operator to reconcile the CloudJob (the `cloudjob.io/reconcile-requested-at` annotation)
+    /// and watches until `status.lastHandledReconcileAt` echoes the request: from then on, whatever that
+    /// reconcile did (a poll, a write) has happened.
+    pub async fn reconcile_and_wait(&self, operator: &Operator, namespace: &str, name: &str) {
+        static REQUESTS: AtomicU64 = AtomicU64::new(0);
+        let request = format!(
+            "test-{}-{}",
+            std::process::id(),
+            REQUESTS.fetch_add(1, Ordering::Relaxed)
+        );
+        let patch = json!({"metadata": {"annotations": {RECONCILE_REQUESTED_ANNOTATION: request}}});
+        self.cloudjobs(namespace)
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("reconcile requested");
+        self.wait_status(
+            operator,
+            namespace,
+            name,
+            "the reconcile request handled",
+            |s| s.last_handled_reconcile_at.as_deref() == Some(request.as_str()),
+        )
+        .await;
+    }
+
+    /// GETs of the simulated job `job_id` so far, whatever their outcome.
+    pub fn job_requests(&self, job_id: &str) -> u64 {
+        self.sim
+            .job_stats(job_id)
+            .expect("the simulator knows the job")
+            .total_requests
+    }
+
+    pub async fn events_for(&self, namespace: &str, name: &str) -> Vec<Event> {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        events
+            .list(&ListParams::default())
+            .await
+            .expect("events listed")
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .collect()
+    }
+}
+
+/// The operator binary cargo built for the running test: test binaries are in `target/PROFILE/deps`
+/// (examples in `target/PROFILE/examples`), the package's binaries in `target/PROFILE`.
+pub fn operator_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary is in target/PROFILE/deps");
+    profile_dir.join("cloudjob-operator")
+}
+
+/// Runs a command (kubectl, helm) off the async workers, so the in-process simulator keeps answering.
+pub async fn output(command: std::process::Command) -> Output {
+    crate::command::output(command).await.expect("command runs")
+}
+
+pub fn condition<'a>(status: &'a CloudJobStatus, type_: &str) -> Option<&'a Condition> {
+    status.conditions.iter().find(|c| c.type_ == type_)
+}
+
+pub fn condition_is(status: &CloudJobStatus, type_: &str, value: &str, reason: &str) -> bool {
+    condition(status, type_).is_some_and(|c| c.status == value && c.reason == reason)
+}

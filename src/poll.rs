@@ -17,6 +17,9 @@ pub const DEFAULT_MAX_INTERVAL: Duration = Duration::from_secs(60);
 /// Below this many expected remaining seconds, the next poll aims just past the expected finish.
 const NEAR_FINISH_SECS: f64 = 15.0;
 
+/// A running job at 100 % is polled again after this share of its age.
+const AT_100_PERCENT_AGE_SHARE: f64 = 0.05;
+
 /// How the operator spaces polls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PollMode {
@@ -50,7 +53,9 @@ impl Bounds {
 }
 
 /// The delay before the next poll. `jitter` (around 1.0, e.g. 0.9..1.1) spreads polls of jobs created
-/// together so they do not hit the cloud in lockstep.
+/// together so they do not hit the cloud in lockstep. It is applied after the bounds, and what it pushes
+/// past a bound is folded back inside, so that jobs held at a bound (every old job without progress sits at
+/// the maximum) are spread below it instead of all polling at exactly the bound.
 pub fn next_interval(
     cj: &CloudJob,
     status: &CloudJobStatus,
@@ -70,8 +75,21 @@ pub fn next_interval(
             now,
         ),
     };
-    let jittered = interval.mul_f64(jitter.clamp(0.5, 1.5));
-    jittered.clamp(bounds.min, bounds.max)
+    let clamped = interval.clamp(bounds.min, bounds.max);
+    fold_into(clamped.mul_f64(jitter.clamp(0.5, 1.5)), bounds)
+}
+
+/// `value` with what lies beyond a bound reflected back inside (then clamped, for a spread wider than the
+/// bounds).
+fn fold_into(value: Duration, bounds: Bounds) -> Duration {
+    let folded = if value > bounds.max {
+        bounds.max.saturating_sub(value - bounds.max)
+    } else if value < bounds.min {
+        bounds.min + (bounds.min - value)
+    } else {
+        value
+    };
+    folded.clamp(bounds.min, bounds.max)
 }
 
 fn adaptive(status: &CloudJobStatus, created: Option<Timestamp>, now: Timestamp) -> Duration {
@@ -96,6 +114,9 @@ fn adaptive(status: &CloudJobStatus, created: Option<Timestamp>, now: Timestamp)
             // Progress early in a job is a poor predictor: never more than double the job's age.
             Duration::from_secs_f64(aim.min(2.0 * elapsed))
         }
+        // Done, by its own account, but not finished yet: it is about to finish, so look again soon (a
+        // quarter of its age would see it up to a minute late).
+        Some(p) if p >= 100 => Duration::from_secs_f64(elapsed * AT_100_PERCENT_AGE_SHARE),
         // Without progress, a job that has run for t seconds will likely run a while longer: wait t/4.
         _ => Duration::from_secs_f64(elapsed * 0.25),
     }
@@ -192,6 +213,45 @@ mod tests {
         );
         let jittered = next_interval(&cj, &status(0, None), PollMode::Adaptive, at(40), 1.1);
         assert_eq!(jittered, Duration::from_secs(11));
+    }
+
+    #[test]
+    fn old_jobs_at_the_maximum_are_spread_below_it_not_polled_in_lockstep() {
+        let cj = cloudjob("a");
+        let i = |jitter| {
+            next_interval(
+                &cj,
+                &status(0, None),
+                PollMode::Adaptive,
+                at(10_000),
+                jitter,
+            )
+        };
+        let spread: Vec<Duration> = [0.9, 0.95, 1.0, 1.05, 1.1].into_iter().map(i).collect();
+        assert!(
+            spread
+                .iter()
+                .all(|d| *d <= DEFAULT_MAX_INTERVAL && *d >= Duration::from_secs(54))
+        );
+        assert_eq!(
+            i(1.1),
+            Duration::from_secs(54),
+            "folded back below the maximum"
+        );
+        assert_eq!(i(1.05), Duration::from_secs(57));
+        assert_eq!(i(0.95), Duration::from_secs(57));
+        // Young jobs at the minimum are spread above it.
+        let young = next_interval(&cj, &status(0, None), PollMode::Adaptive, at(1), 0.9);
+        assert!(young > DEFAULT_MIN_INTERVAL && young <= DEFAULT_MIN_INTERVAL.mul_f64(1.1));
+    }
+
+    #[test]
+    fn a_running_job_at_100_percent_is_polled_soon() {
+        let cj = cloudjob("a");
+        let at_100 = next_interval(&cj, &status(0, Some(100)), PollMode::Adaptive, at(400), 1.0);
+        assert_eq!(at_100, Duration::from_secs(20));
+        let without = next_interval(&cj, &status(0, None), PollMode::Adaptive, at(400), 1.0);
+        assert!(at_100 < without / 2, "{at_100:?} vs {without:?}");
     }
 
     #[test]

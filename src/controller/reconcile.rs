@@ -33,7 +33,10 @@ pub async fn reconcile(object: Arc<WatchedCloudJob>, ctx: Arc<Context>) -> Resul
     };
     let span = info_span!("reconcile", namespace = cj.namespace().unwrap_or_default(), name = %cj.name_any());
     let started = Instant::now();
-    let result = reconcile_job(cj, &ctx).instrument(span).await;
+    let result = reconcile_job(cj, &ctx)
+        .instrument(span)
+        .await
+        .map(|next| next.map_or_else(Action::await_change, Action::requeue));
     ctx.shared.metrics.reconciled(
         started.elapsed(),
         result.as_ref().err().map(Error::metric_label),
@@ -51,7 +54,8 @@ pub fn error_policy(object: Arc<WatchedCloudJob>, error: &Error, ctx: Arc<Contex
     Action::requeue(delay)
 }
 
-async fn reconcile_job(cj: &CloudJob, ctx: &Context) -> Result<Action, Error> {
+/// The reconcile of a decoded CloudJob: when to reconcile it again (`None`: on its next change).
+async fn reconcile_job(cj: &CloudJob, ctx: &Context) -> Result<Option<Duration>, Error> {
     // After a watch gap the cache can hold a status older than the one this operator last wrote; planning
     // from it would announce the same transitions again.
     let fresher = ctx
@@ -73,7 +77,7 @@ async fn reconcile_job(cj: &CloudJob, ctx: &Context) -> Result<Action, Error> {
         jitter,
     );
     apply::apply(cj, &plan, ctx).await?;
-    Ok(next_delay(cj, plan.next, ctx).map_or_else(Action::await_change, Action::requeue))
+    Ok(next_delay(cj, plan.next, ctx))
 }
 
 /// The plan's next step as a delay (`None`: wait for a change of the object). Runs only after the status
@@ -195,7 +199,7 @@ mod tests {
         let task = tokio::spawn({
             let ctx = ctx.clone();
             let cj = cj.clone();
-            async move { reconcile(Arc::new(DeserializeGuard(Ok(cj))), ctx).await }
+            async move { reconcile_job(&cj, &ctx).await }
         });
 
         let (method, uri, _, send) = mock::next_request(&mut api).await;
@@ -223,9 +227,14 @@ mod tests {
         assert_eq!(body["reason"], "Started");
         mock::respond(send, 201, body);
 
-        let action = task.await.expect("task").expect("reconciled");
-        // A job that has just started is polled again at the shortest interval.
-        assert_eq!(action, Action::requeue(crate::poll::DEFAULT_MIN_INTERVAL));
+        let next = task
+            .await
+            .expect("task")
+            .expect("reconciled")
+            .expect("a requeue");
+        // A job that has just started is polled again at the shortest interval, give or take the jitter.
+        let min = crate::poll::DEFAULT_MIN_INTERVAL;
+        assert!((min..=min.mul_f64(1.1)).contains(&next), "{next:?}");
         let stats = sim.job_stats(&created.job_id).expect("stats");
         assert_eq!(stats.total_requests, 1, "one signed GET per reconcile");
         assert_eq!(stats.by_http_status.get(&200), Some(&1));

@@ -24,7 +24,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     CC_x86_64_unknown_linux_musl=musl-gcc \
     cargo build --locked --release --target x86_64-unknown-linux-musl --bin cloudjob-operator \
- && install -D -m 0755 target/x86_64-unknown-linux-musl/release/cloudjob-operator /out/cloudjob-operator
+ && install -D -s -m 0755 target/x86_64-unknown-linux-musl/release/cloudjob-operator /out/cloudjob-operator
 
 FROM scratch
 LABEL org.opencontainers.image.source="https://github.com/cloudjob-io/cloudjob-operator" \

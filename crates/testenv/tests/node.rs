@@ -1,0 +1,182 @@
+//! The kubelet node: it runs a pod from a locally imported image, and afterwards the host is exactly as
+//! before (processes, mounts, cgroups, bridge, nftables/iptables, sysctls, files), whether the node was
+//! dropped or its owner was SIGKILLed. Skips (printing why) where a node cannot run, except under CI=true.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cloudjob_testenv::{HOST_STATE_DIR, HostState, prepare_node, start_node_or_skip};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::json;
+
+/// Both tests change host-wide state and compare it with what it was: one at a time (the node lock
+/// alone would let one test's "before" see the other's node).
+static HOST: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn pause_pod() -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": "pause"},
+        "spec": {
+            "containers": [{
+                "name": "pause",
+                "image": "registry.k8s.io/pause:3.10.1",
+                "imagePullPolicy": "Never",
+                "securityContext": {"runAsNonRoot": true, "runAsUser": 65535, "allowPrivilegeEscalation": false}
+            }]
+        }
+    }))
+    .expect("pod")
+}
+
+async fn run_pod(client: kube::Client) {
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    pods.create(&PostParams::default(), &pause_pod())
+        .await
+        .expect("pod created");
+    let running = kube::runtime::wait::await_condition(pods, "pause", |pod: Option<&Pod>| {
+        pod.and_then(|p| p.status.as_ref())
+            .and_then(|s| s.phase.as_deref())
+            == Some("Running")
+    });
+    tokio::time::timeout(Duration::from_secs(120), running)
+        .await
+        .expect("the pod runs within 2 minutes")
+        .expect("watching the pod");
+}
+
+fn assert_restored(before: &HostState, after: &HostState) {
+    let show = |s: &HostState| serde_json::to_string_pretty(s).unwrap_or_default();
+    assert_eq!(
+        before,
+        after,
+        "the host differs after the node\nbefore:\n{}\nafter:\n{}",
+        show(before),
+        show(after)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_runs_a_pod_and_leaves_the_host_as_it_found_it() {
+    let _host = HOST.lock().await;
+    // Build and install first, so that "before" is taken on a prepared machine (an error here is
+    // reported, or skipped, by start_node_or_skip below).
+    let _ = tokio::task::spawn_blocking(prepare_node).await;
+    let before = HostState::capture().expect("host state");
+    let started = Instant::now();
+    let Some(mut node) = start_node_or_skip().await.expect("the node starts") else {
+        return;
+    };
+    eprintln!("node ready in {:.1} s", started.elapsed().as_secs_f64());
+    let during = HostState::capture().expect("host state");
+    assert!(
+        during.links.iter().any(|l| l == cloudjob_testenv::BRIDGE),
+        "the node has its bridge"
+    );
+    // Only one node at a time: the node's keeper holds the host-wide lock while it runs.
+    let lock = Path::new(HOST_STATE_DIR).join("lock");
+    let second = Command::new("flock")
+        .arg("--nonblock")
+        .arg(&lock)
+        .arg("true")
+        .status()
+        .expect("flock runs");
+    assert!(!second.success(), "the node lock is held while a node runs");
+    run_pod(node.control_plane().client()).await;
+    let with_pod = HostState::capture().expect("host state");
+    assert!(
+        with_pod.node_processes.len() > during.node_processes.len(),
+        "a shim and the pod's process run"
+    );
+    let dir = node.dir().to_path_buf();
+    let stopped = Instant::now();
+    assert!(node.stop(), "the teardown reports no problem");
+    eprintln!("node stopped in {:.1} s", stopped.elapsed().as_secs_f64());
+    drop(node);
+    assert!(!dir.exists(), "the node's directory is gone");
+    assert_restored(&before, &HostState::capture().expect("host state"));
+}
+
+/// Reads the runner's stdout until `export KUBECONFIG=...`.
+fn kubeconfig_from(stdout: impl std::io::Read) -> Option<PathBuf> {
+    BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("export KUBECONFIG=").map(PathBuf::from))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_owner_still_leaves_the_host_as_it_found_it() {
+    let _host = HOST.lock().await;
+    match tokio::task::spawn_blocking(prepare_node)
+        .await
+        .expect("task")
+    {
+        Ok(_) => {}
+        Err(e)
+            if e.downcast_ref::<cloudjob_testenv::NodeUnavailable>()
+                .is_some() =>
+        {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "CI=true: {e:#}"
+            );
+            eprintln!("SKIPPED: {e:#}");
+            return;
+        }
+        Err(e) => panic!("preparing the node: {e:#}"),
+    }
+    let before = HostState::capture().expect("host state");
+    // The owner is a separate process (`cloudjob-testenv run --node`) so that it can be SIGKILLed.
+    let mut runner = Command::new(env!("CARGO_BIN_EXE_cloudjob-testenv"))
+        .args(["run", "--node"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("cloudjob-testenv run --node starts");
+    let stdout = runner.stdout.take().expect("stdout");
+    let kubeconfig = tokio::task::spawn_blocking(move || kubeconfig_from(stdout))
+        .await
+        .expect("task")
+        .expect("the runner prints its kubeconfig once the node is ready");
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig"),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("config");
+    run_pod(kube::Client::try_from(config).expect("client")).await;
+
+    // SIGKILL: no destructor runs; the keepers notice their closed pipes.
+    runner.kill().expect("SIGKILL");
+    runner.wait().expect("reaped");
+    let killed = Instant::now();
+    // The node keeper holds the lock until its teardown is done.
+    let lock = Path::new(HOST_STATE_DIR).join("lock");
+    let waited = Command::new("flock")
+        .args(["--timeout", "120"])
+        .arg(&lock)
+        .arg("true")
+        .status()
+        .expect("flock runs");
+    assert!(waited.success(), "the teardown finishes within 2 minutes");
+    eprintln!(
+        "host restored {:.1} s after the SIGKILL",
+        killed.elapsed().as_secs_f64()
+    );
+    let log = std::fs::read_to_string(Path::new(HOST_STATE_DIR).join("teardown.log"))
+        .expect("teardown log");
+    assert!(log.contains("done (failed=0)"), "teardown log:\n{log}");
+    // The control plane's own watchdog removes its directory; give it its 3 s grace period.
+    let cp_dir = kubeconfig.parent().expect("dir").to_path_buf();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while cp_dir.exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!cp_dir.exists(), "the control plane's directory is gone");
+    assert_restored(&before, &HostState::capture().expect("host state"));
+}

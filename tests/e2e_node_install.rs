@@ -114,8 +114,8 @@ async fn helm_install_runs_the_operator_pod_under_the_restricted_standard() {
     let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(lines.len() >= 2, "the operator logged something:\n{logs}");
     for line in &lines {
-        let parsed: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        let parsed: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
         assert!(parsed.is_object(), "{line}");
     }
     assert!(!logs.contains(&env.ak), "the access key is in the logs");

@@ -99,7 +99,8 @@ async fn only_the_leader_pod_polls_and_the_standby_takes_over_a_force_deleted_le
     env.create_cloudjob("team-a", "in-flight", &long.job_id)
         .await;
     for (name, _) in &short {
-        env.wait_cloudjob("team-a", name, "terminal", terminal).await;
+        env.wait_cloudjob("team-a", name, "terminal", terminal)
+            .await;
     }
     env.wait_cloudjob("team-a", "in-flight", "Running", |cj| {
         cj.status.as_ref().and_then(|s| s.phase.clone()) == Some(Phase::Running)
@@ -144,9 +145,10 @@ async fn only_the_leader_pod_polls_and_the_standby_takes_over_a_force_deleted_le
         "--grace-period=0",
     ]);
     run(delete).await;
-    let standby_name = name(standby);
+    // Whoever waits takes over: the standby, or the replacement pod the ReplicaSet starts at once (a
+    // newcomer tries the lease immediately, while the standby re-checks it on its retry period).
     let leases: Api<Lease> = Api::namespaced(env.client.clone(), RELEASE_NAMESPACE);
-    let wanted = standby_name.clone();
+    let gone = holder.clone();
     let takeover = kube::runtime::wait::await_condition(
         leases,
         "cloudjob-operator",
@@ -154,17 +156,31 @@ async fn only_the_leader_pod_polls_and_the_standby_takes_over_a_force_deleted_le
             lease
                 .and_then(|l| l.spec.as_ref())
                 .and_then(|s| s.holder_identity.as_deref())
-                == Some(wanted.as_str())
+                .is_some_and(|h| !h.is_empty() && h != gone)
         },
     );
-    tokio::time::timeout(Duration::from_secs(LEASE_SECONDS * 3), takeover)
+    if tokio::time::timeout(Duration::from_secs(LEASE_SECONDS * 3), takeover)
         .await
-        .expect("the standby takes the lease")
-        .expect("watching the lease");
+        .is_err()
+    {
+        let leases: Api<Lease> = Api::namespaced(env.client.clone(), RELEASE_NAMESPACE);
+        panic!(
+            "nobody took the lease within {}s\nlease: {:?}\nlogs:\n{}",
+            LEASE_SECONDS * 3,
+            leases.get("cloudjob-operator").await.map(|l| l.spec),
+            env.operator_logs().await,
+        );
+    }
     let takeover = killed.elapsed();
+    let new_holder = lease_holder(&env).await.expect("a new leader");
     eprintln!(
-        "takeover {:.1} s after the forced deletion of the leader (lease {LEASE_SECONDS} s)",
-        takeover.as_secs_f64()
+        "takeover {:.1} s after the forced deletion of the leader (lease {LEASE_SECONDS} s), by {}",
+        takeover.as_secs_f64(),
+        if new_holder == name(standby) {
+            "the standby"
+        } else {
+            "the replacement pod"
+        }
     );
     // Within the lease duration, plus the standby's retry period and the API round trips.
     assert!(
@@ -194,16 +210,17 @@ async fn only_the_leader_pod_polls_and_the_standby_takes_over_a_force_deleted_le
         .expect("list");
     assert_eq!(all.items.len(), 6, "no CloudJob lost");
     assert!(all.items.iter().all(terminal), "every CloudJob is terminal");
-    let new_leader = env
-        .operator_pods()
-        .await
-        .into_iter()
-        .find(|p| name(p) == standby_name)
-        .expect("the former standby still runs");
-    assert!(
-        metric(&pod_metrics(&new_leader).await, "cloudjob_cloud_requests_total") >= 1.0,
-        "the new leader polls"
-    );
+    // Still exactly one pod polling: the new leader.
+    let pods = env.operator_pods().await;
+    assert_eq!(pods.len(), 2, "the ReplicaSet replaced the deleted pod");
+    for pod in &pods {
+        let requests = metric(&pod_metrics(pod).await, "cloudjob_cloud_requests_total");
+        if name(pod) == new_holder {
+            assert!(requests >= 1.0, "the new leader polls");
+        } else {
+            assert_eq!(requests, 0.0, "{} is a standby and never polls", name(pod));
+        }
+    }
 
     // No job was polled again once a terminal answer had been served (the new leader reconciled every
     // CloudJob when it took over, before the in-flight job finished).

@@ -140,7 +140,12 @@ async fn a_thousand_cloudjobs_fit_in_the_charts_default_resources() {
     };
     tokio::time::timeout(Duration::from_secs(600), all_done)
         .await
-        .unwrap_or_else(|_| panic!("only {} of {JOBS} CloudJobs ended in 10 minutes", terminal.len()));
+        .unwrap_or_else(|_| {
+            panic!(
+                "only {} of {JOBS} CloudJobs ended in 10 minutes",
+                terminal.len()
+            )
+        });
     eprintln!(
         "all {JOBS} CloudJobs terminal {:.1} s after the first was created",
         started.elapsed().as_secs_f64()
@@ -156,7 +161,11 @@ async fn a_thousand_cloudjobs_fit_in_the_charts_default_resources() {
     );
     let cpu_stat = std::fs::read_to_string(
         std::path::Path::new("/sys/fs/cgroup/cpu")
-            .join(cgroup.strip_prefix("/sys/fs/cgroup/memory").expect("memory cgroup path"))
+            .join(
+                cgroup
+                    .strip_prefix("/sys/fs/cgroup/memory")
+                    .expect("memory cgroup path"),
+            )
             .join("cpu.stat"),
     )
     .unwrap_or_default();
@@ -172,7 +181,10 @@ async fn a_thousand_cloudjobs_fit_in_the_charts_default_resources() {
         .and_then(|s| s.container_statuses.as_ref())
         .map(|c| c.iter().map(|c| c.restart_count).sum())
         .unwrap_or_default();
-    assert_eq!(restarts, 0, "never restarted (no OOM kill, no failed liveness probe)");
+    assert_eq!(
+        restarts, 0,
+        "never restarted (no OOM kill, no failed liveness probe)"
+    );
     assert!(pod_ready(&now), "still Ready");
     assert!(
         !trouble.load(Ordering::SeqCst),

@@ -23,23 +23,65 @@ async fn release_objects(env: &NodeEnv) -> BTreeSet<String> {
     let ns = RELEASE_NAMESPACE;
     let mut names = BTreeSet::new();
     let c = &env.client;
-    for d in Api::<Deployment>::namespaced(c.clone(), ns).list(&lp).await.expect("list").items {
-        names.insert(format!("deployment/{}", d.metadata.name.unwrap_or_default()));
+    for d in Api::<Deployment>::namespaced(c.clone(), ns)
+        .list(&lp)
+        .await
+        .expect("list")
+        .items
+    {
+        names.insert(format!(
+            "deployment/{}",
+            d.metadata.name.unwrap_or_default()
+        ));
     }
-    for p in Api::<Pod>::namespaced(c.clone(), ns).list(&lp).await.expect("list").items {
+    for p in Api::<Pod>::namespaced(c.clone(), ns)
+        .list(&lp)
+        .await
+        .expect("list")
+        .items
+    {
         names.insert(format!("pod/{}", p.metadata.name.unwrap_or_default()));
     }
-    for s in Api::<ServiceAccount>::namespaced(c.clone(), ns).list(&lp).await.expect("list").items {
-        names.insert(format!("serviceaccount/{}", s.metadata.name.unwrap_or_default()));
+    for s in Api::<ServiceAccount>::namespaced(c.clone(), ns)
+        .list(&lp)
+        .await
+        .expect("list")
+        .items
+    {
+        names.insert(format!(
+            "serviceaccount/{}",
+            s.metadata.name.unwrap_or_default()
+        ));
     }
-    for s in Api::<K8sService>::namespaced(c.clone(), ns).list(&lp).await.expect("list").items {
+    for s in Api::<K8sService>::namespaced(c.clone(), ns)
+        .list(&lp)
+        .await
+        .expect("list")
+        .items
+    {
         names.insert(format!("service/{}", s.metadata.name.unwrap_or_default()));
     }
-    for r in Api::<ClusterRole>::all(c.clone()).list(&lp).await.expect("list").items {
-        names.insert(format!("clusterrole/{}", r.metadata.name.unwrap_or_default()));
+    for r in Api::<ClusterRole>::all(c.clone())
+        .list(&lp)
+        .await
+        .expect("list")
+        .items
+    {
+        names.insert(format!(
+            "clusterrole/{}",
+            r.metadata.name.unwrap_or_default()
+        ));
     }
-    for b in Api::<ClusterRoleBinding>::all(c.clone()).list(&lp).await.expect("list").items {
-        names.insert(format!("clusterrolebinding/{}", b.metadata.name.unwrap_or_default()));
+    for b in Api::<ClusterRoleBinding>::all(c.clone())
+        .list(&lp)
+        .await
+        .expect("list")
+        .items
+    {
+        names.insert(format!(
+            "clusterrolebinding/{}",
+            b.metadata.name.unwrap_or_default()
+        ));
     }
     names
 }
@@ -57,7 +99,9 @@ async fn helm_uninstall_keeps_the_crd_and_the_cloudjobs_and_removes_the_rest() {
 
     let done = env
         .sim
-        .create_job(JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(1.0))
+        .create_job(
+            JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(1.0),
+        )
         .expect("job");
     let running = env
         .sim
@@ -66,7 +110,8 @@ async fn helm_uninstall_keeps_the_crd_and_the_cloudjobs_and_removes_the_rest() {
         )
         .expect("job");
     env.create_cloudjob("team-a", "done", &done.job_id).await;
-    env.create_cloudjob("team-a", "running", &running.job_id).await;
+    env.create_cloudjob("team-a", "running", &running.job_id)
+        .await;
     env.wait_cloudjob("team-a", "done", "Succeeded", |cj| {
         cj.status.as_ref().and_then(|s| s.phase.clone()) == Some(Phase::Succeeded)
     })
@@ -76,7 +121,14 @@ async fn helm_uninstall_keeps_the_crd_and_the_cloudjobs_and_removes_the_rest() {
     })
     .await;
     let installed = release_objects(&env).await;
-    for kind in ["deployment/", "pod/", "serviceaccount/", "service/", "clusterrole/", "clusterrolebinding/"] {
+    for kind in [
+        "deployment/",
+        "pod/",
+        "serviceaccount/",
+        "service/",
+        "clusterrole/",
+        "clusterrolebinding/",
+    ] {
         assert!(
             installed.iter().any(|n| n.starts_with(kind)),
             "the release created a {kind}: {installed:?}"
@@ -84,7 +136,13 @@ async fn helm_uninstall_keeps_the_crd_and_the_cloudjobs_and_removes_the_rest() {
     }
 
     let mut uninstall = env.helm();
-    uninstall.args(["uninstall", "cloudjob-operator", "--namespace", RELEASE_NAMESPACE, "--wait"]);
+    uninstall.args([
+        "uninstall",
+        "cloudjob-operator",
+        "--namespace",
+        RELEASE_NAMESPACE,
+        "--wait",
+    ]);
     run(uninstall).await;
     // helm --wait returns once the deleted objects are gone; pods go with their ReplicaSet (garbage
     // collection), so watch until the last one has been deleted.
@@ -109,12 +167,36 @@ async fn helm_uninstall_keeps_the_crd_and_the_cloudjobs_and_removes_the_rest() {
 
     // The CRD and the users' CloudJobs, with their status, stay.
     let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
-    assert!(crds.get_opt("cloudjobs.cloudjob.io").await.expect("get").is_some(), "the CRD stays");
-    let jobs = env.cloudjobs("team-a").list(&ListParams::default()).await.expect("list");
-    let names: BTreeSet<String> = jobs.items.iter().filter_map(|j| j.metadata.name.clone()).collect();
-    assert_eq!(names, BTreeSet::from(["done".to_owned(), "running".to_owned()]));
-    let done = jobs.items.iter().find(|j| j.metadata.name.as_deref() == Some("done")).expect("done");
-    assert_eq!(done.status.as_ref().and_then(|s| s.phase.clone()), Some(Phase::Succeeded));
+    assert!(
+        crds.get_opt("cloudjobs.cloudjob.io")
+            .await
+            .expect("get")
+            .is_some(),
+        "the CRD stays"
+    );
+    let jobs = env
+        .cloudjobs("team-a")
+        .list(&ListParams::default())
+        .await
+        .expect("list");
+    let names: BTreeSet<String> = jobs
+        .items
+        .iter()
+        .filter_map(|j| j.metadata.name.clone())
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["done".to_owned(), "running".to_owned()])
+    );
+    let done = jobs
+        .items
+        .iter()
+        .find(|j| j.metadata.name.as_deref() == Some("done"))
+        .expect("done");
+    assert_eq!(
+        done.status.as_ref().and_then(|s| s.phase.clone()),
+        Some(Phase::Succeeded)
+    );
     // And nobody polls any more.
     let mut helm_list = env.helm();
     helm_list.args(["list", "--all-namespaces", "-q"]);

@@ -81,7 +81,9 @@ fn dockerfile_layout(text: &str) -> (String, Layout) {
                 layout.files.insert(dest.to_owned());
             }
             "LABEL" => {}
-            other => panic!("the runtime stage has an instruction the image script cannot mirror: {other}"),
+            other => panic!(
+                "the runtime stage has an instruction the image script cannot mirror: {other}"
+            ),
         }
     }
     (base, layout)
@@ -111,10 +113,14 @@ fn script_layout(text: &str) -> Layout {
         match word {
             "--" => after_dashes = true,
             "--user" => layout.user = words[i + 1].trim_matches('"').to_owned(),
-            "--entrypoint" => layout.entrypoint.push(words[i + 1].trim_matches('"').to_owned()),
+            "--entrypoint" => layout
+                .entrypoint
+                .push(words[i + 1].trim_matches('"').to_owned()),
             "--cmd" => layout.cmd.push(words[i + 1].trim_matches('"').to_owned()),
             "--port" => {
-                layout.ports.insert(words[i + 1].trim_matches('"').to_owned());
+                layout
+                    .ports
+                    .insert(words[i + 1].trim_matches('"').to_owned());
             }
             _ if after_dashes && word.contains('=') => {
                 let dest = word.split_once('=').map(|(_, d)| d).unwrap_or_default();
@@ -164,7 +170,11 @@ fn the_built_image_is_what_the_dockerfile_says() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let mut untar = std::process::Command::new("tar");
-    untar.arg("-xf").arg(&image.archive).arg("-C").arg(dir.path());
+    untar
+        .arg("-xf")
+        .arg(&image.archive)
+        .arg("-C")
+        .arg(dir.path());
     output_of(untar);
     let manifest: serde_json::Value = serde_json::from_slice(
         &std::fs::read(dir.path().join("manifest.json")).expect("manifest.json"),
@@ -202,7 +212,11 @@ fn the_built_image_is_what_the_dockerfile_says() {
     let c = &config["config"];
     let strings = |v: &serde_json::Value| -> Vec<String> {
         v.as_array()
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let built = Layout {

@@ -225,7 +225,8 @@ impl NodeEnv {
         });
         merge(&mut values, extra);
         let path = dir.join(format!("values-{tag}-{}.yaml", uuid_like()));
-        std::fs::write(&path, serde_json::to_string(&values).expect("values")).expect("values file");
+        std::fs::write(&path, serde_json::to_string(&values).expect("values"))
+            .expect("values file");
         path
     }
 
@@ -313,7 +314,10 @@ impl NodeEnv {
                 .await
                 .expect("kubectl task");
             if let Ok(out) = out {
-                logs.push_str(&format!("--- {name}\n{}", String::from_utf8_lossy(&out.stdout)));
+                logs.push_str(&format!(
+                    "--- {name}\n{}",
+                    String::from_utf8_lossy(&out.stdout)
+                ));
             }
         }
         logs

@@ -86,14 +86,14 @@ async fn helm_install_runs_the_operator_pod_under_the_restricted_standard() {
     env.create_cloudjob("team-a", "bad", &bad.job_id).await;
     let done = env
         .wait_cloudjob("team-a", "ok", "Succeeded", |cj| {
-            cj.status.as_ref().and_then(|s| s.phase.clone()) == Some(Phase::Succeeded)
+            cj.status.as_ref().and_then(|s| s.phase) == Some(Phase::Succeeded)
         })
         .await;
     let outputs = done.status.and_then(|s| s.outputs).expect("outputs");
     assert_eq!(outputs.image_id.as_deref(), Some(ok_id));
     let failed = env
         .wait_cloudjob("team-a", "bad", "Failed", |cj| {
-            cj.status.as_ref().and_then(|s| s.phase.clone()) == Some(Phase::Failed)
+            cj.status.as_ref().and_then(|s| s.phase) == Some(Phase::Failed)
         })
         .await;
     let status = failed.status.expect("status");

@@ -57,7 +57,7 @@ async fn lease_holder(env: &NodeEnv) -> Option<String> {
 
 fn terminal(cj: &cloudjob_operator::crd::CloudJob) -> bool {
     matches!(
-        cj.status.as_ref().and_then(|s| s.phase.clone()),
+        cj.status.as_ref().and_then(|s| s.phase),
         Some(Phase::Succeeded | Phase::Failed)
     )
 }
@@ -103,7 +103,7 @@ async fn only_the_leader_pod_polls_and_the_standby_takes_over_a_force_deleted_le
             .await;
     }
     env.wait_cloudjob("team-a", "in-flight", "Running", |cj| {
-        cj.status.as_ref().and_then(|s| s.phase.clone()) == Some(Phase::Running)
+        cj.status.as_ref().and_then(|s| s.phase) == Some(Phase::Running)
     })
     .await;
 
@@ -194,7 +194,7 @@ async fn only_the_leader_pod_polls_and_the_standby_takes_over_a_force_deleted_le
             "team-a",
             "in-flight",
             "Succeeded under the new leader",
-            |cj| cj.status.as_ref().and_then(|s| s.phase.clone()) == Some(Phase::Succeeded),
+            |cj| cj.status.as_ref().and_then(|s| s.phase) == Some(Phase::Succeeded),
         )
         .await;
     assert!(

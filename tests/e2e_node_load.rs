@@ -128,7 +128,7 @@ async fn a_thousand_cloudjobs_fit_in_the_charts_default_resources() {
         while let Some(event) = stream.next().await {
             let Ok(cj) = event else { continue };
             if matches!(
-                cj.status.as_ref().and_then(|s| s.phase.clone()),
+                cj.status.as_ref().and_then(|s| s.phase),
                 Some(Phase::Succeeded | Phase::Failed)
             ) {
                 terminal.insert(cj.metadata.name.unwrap_or_default());

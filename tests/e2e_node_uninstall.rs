@@ -113,11 +113,11 @@ async fn helm_uninstall_keeps_the_crd_and_the_cloudjobs_and_removes_the_rest() {
     env.create_cloudjob("team-a", "running", &running.job_id)
         .await;
     env.wait_cloudjob("team-a", "done", "Succeeded", |cj| {
-        cj.status.as_ref().and_then(|s| s.phase.clone()) == Some(Phase::Succeeded)
+        cj.status.as_ref().and_then(|s| s.phase) == Some(Phase::Succeeded)
     })
     .await;
     env.wait_cloudjob("team-a", "running", "Running", |cj| {
-        cj.status.as_ref().and_then(|s| s.phase.clone()) == Some(Phase::Running)
+        cj.status.as_ref().and_then(|s| s.phase) == Some(Phase::Running)
     })
     .await;
     let installed = release_objects(&env).await;
@@ -194,7 +194,7 @@ async fn helm_uninstall_keeps_the_crd_and_the_cloudjobs_and_removes_the_rest() {
         .find(|j| j.metadata.name.as_deref() == Some("done"))
         .expect("done");
     assert_eq!(
-        done.status.as_ref().and_then(|s| s.phase.clone()),
+        done.status.as_ref().and_then(|s| s.phase),
         Some(Phase::Succeeded)
     );
     // And nobody polls any more.

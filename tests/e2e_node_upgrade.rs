@@ -19,6 +19,9 @@ use kube::runtime::{WatchStreamExt as _, watcher};
 use node_support::*;
 use serde_json::json;
 
+/// Per CloudJob, every (phase rank, progress) a watch saw, in order.
+type History = HashMap<String, Vec<(u8, i32)>>;
+
 fn rank(phase: Option<&Phase>) -> u8 {
     match phase {
         None | Some(Phase::Pending | Phase::Paused) => 0,
@@ -90,7 +93,7 @@ async fn a_rolling_upgrade_never_has_two_pods_polling_and_nothing_regresses() {
     }
 
     // Every status change, as a watch sees it, during the whole upgrade.
-    let history: Arc<Mutex<HashMap<String, Vec<(u8, i32)>>>> = Arc::default();
+    let history: Arc<Mutex<History>> = Arc::default();
     let recorder = {
         let history = history.clone();
         let api = env.cloudjobs("team-a");
@@ -154,7 +157,7 @@ async fn a_rolling_upgrade_never_has_two_pods_polling_and_nothing_regresses() {
     // Everything finishes under the new pod.
     for i in 0..6 {
         env.wait_cloudjob("team-a", &format!("job-{i}"), "Succeeded", |cj| {
-            cj.status.as_ref().and_then(|s| s.phase.clone()) == Some(Phase::Succeeded)
+            cj.status.as_ref().and_then(|s| s.phase) == Some(Phase::Succeeded)
         })
         .await;
     }

@@ -75,8 +75,7 @@ fn dockerfile_layout(text: &str) -> (String, Layout) {
             "COPY" | "ADD" => {
                 let dest = rest
                     .split_whitespace()
-                    .filter(|w| !w.starts_with("--"))
-                    .last()
+                    .rfind(|w| !w.starts_with("--"))
                     .expect("COPY has a destination");
                 layout.files.insert(dest.to_owned());
             }

@@ -230,6 +230,7 @@ async fn run_node() -> anyhow::Result<()> {
         control_plane.kubeconfig_path().display()
     );
     println!("export CLOUDJOB_NODE_API_PORT={}", node.api_port());
+    println!("export CLOUDJOB_NODE_DIR={}", node.dir().display());
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     tokio::select! {

@@ -170,6 +170,17 @@ async fn a_thousand_cloudjobs_fit_in_the_charts_default_resources() {
     )
     .unwrap_or_default();
     eprintln!("pod cpu.stat: {}", cpu_stat.replace('\n', ", "));
+    for entry in std::fs::read_dir(&cgroup).expect("pod cgroup").flatten() {
+        if let Some(container_peak) = read_u64(&entry.path().join("memory.max_usage_in_bytes")) {
+            eprintln!(
+                "  container cgroup {}: peak {:.1} MiB",
+                entry.file_name().to_string_lossy(),
+                container_peak as f64 / 1048576.0
+            );
+        }
+    }
+    // The pod cgroup counts its containers (hierarchical accounting): at least the operator's own RSS.
+    assert!(peak > 2 * 1048576, "implausible peak {peak}: not the pod's cgroup?");
     assert!(peak < limit, "the pod stayed under its memory limit");
 
     pod_watch.abort();

@@ -409,7 +409,7 @@ CTR="ctr -a $DIR/containerd/containerd.sock -n k8s.io"
 failed=0
 say() { echo "teardown: $*"; }
 # A pid is still ours when its command line names this node's directory (pids get reused).
-owned() { [ -n "$1" ] && [ -r "/proc/$1/cmdline" ] && tr '\0' '\n' <"/proc/$1/cmdline" | grep -qF -- "$DIR"; }
+owned() { [ -n "$1" ] && [ -r "/proc/$1/cmdline" ] && tr '\0' '\n' 2>/dev/null <"/proc/$1/cmdline" | grep -qF -- "$DIR"; }
 stop() {
   for pid in "$@"; do owned "$pid" && kill -TERM "$pid" 2>/dev/null; done
   i=0
@@ -438,7 +438,7 @@ stop "$containerd"
 #    and any process left in the pods' cgroups (which only this node created).
 for p in /proc/[0-9]*; do
   pid="${p#/proc/}"
-  tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q containerd-shim && owned "$pid" && { say "killing shim $pid"; kill -KILL "$pid"; }
+  tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -q containerd-shim && owned "$pid" && { say "killing shim $pid"; kill -KILL "$pid"; }
 done
 for procs in @CGROUP_PROCS@; do
   [ -f "$procs" ] || continue

@@ -12,17 +12,35 @@ use node_support::*;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn helm_install_runs_the_operator_pod_under_the_restricted_standard() {
+async fn helm3_install_runs_the_operator_pod_under_the_restricted_standard() {
+    install_scenario(Helm::V3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn helm4_install_runs_the_operator_pod_under_the_restricted_standard() {
+    install_scenario(Helm::V4).await;
+}
+
+async fn install_scenario(helm: Helm) {
     let Some(env) = NodeEnv::start().await else {
         return;
     };
+    let mut version = match helm {
+        Helm::V3 => env.helm(),
+        Helm::V4 => env.node.helm4(),
+    };
+    version.args(["version", "--short"]);
+    eprintln!(
+        "{}",
+        String::from_utf8_lossy(&run(version).await.stdout).trim()
+    );
     env.namespace(RELEASE_NAMESPACE, true).await;
     env.namespace("team-a", false).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let values = env.values_file(dir.path(), &env.image.tag, json!({}));
 
     let started = std::time::Instant::now();
-    let out = env.helm_install("install", &values).await;
+    let out = env.helm_install_with(helm, "install", &values).await;
     let install_secs = started.elapsed().as_secs_f64();
     eprintln!(
         "helm install --wait returned in {install_secs:.1} s\n{}",

@@ -180,7 +180,10 @@ async fn a_thousand_cloudjobs_fit_in_the_charts_default_resources() {
         }
     }
     // The pod cgroup counts its containers (hierarchical accounting): at least the operator's own RSS.
-    assert!(peak > 2 * 1048576, "implausible peak {peak}: not the pod's cgroup?");
+    assert!(
+        peak > 2 * 1048576,
+        "implausible peak {peak}: not the pod's cgroup?"
+    );
     assert!(peak < limit, "the pod stayed under its memory limit");
 
     pod_watch.abort();

@@ -54,6 +54,13 @@ pub async fn run(command: Command) -> Output {
         .expect("command task")
 }
 
+/// Which pinned Helm runs the chart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Helm {
+    V3,
+    V4,
+}
+
 #[derive(Clone, Debug)]
 pub struct OperatorImage {
     /// docker-archive written by tools/image/build.sh.
@@ -230,9 +237,16 @@ impl NodeEnv {
         path
     }
 
-    /// `helm install --wait` (or `upgrade --install`) of the chart into RELEASE_NAMESPACE.
+    /// `helm install --wait` (or `upgrade`) of the chart into RELEASE_NAMESPACE, with Helm 3.
     pub async fn helm_install(&self, verb: &str, values: &Path) -> Output {
-        let mut helm = self.helm();
+        self.helm_install_with(Helm::V3, verb, values).await
+    }
+
+    pub async fn helm_install_with(&self, helm: Helm, verb: &str, values: &Path) -> Output {
+        let mut helm = match helm {
+            Helm::V3 => self.helm(),
+            Helm::V4 => self.node.helm4(),
+        };
         helm.args([verb, "cloudjob-operator"])
             .arg(repo_root().join("charts/cloudjob-operator"))
             .args(["--namespace", RELEASE_NAMESPACE, "--create-namespace"])

@@ -4,7 +4,8 @@
 #
 #   build.sh          the control plane only
 #   build.sh --node   also what a local kubelet node needs: kube-scheduler, kube-controller-manager and
-#                     kubelet (same k8s.io/kubernetes module), and the pause image (pause.c from that
+#                     kubelet (same k8s.io/kubernetes module), helm 4 as `helm4` (the node tests install
+#                     the chart with Helm 3 and Helm 4), and the pause image (pause.c from that
 #                     module's source, compiled with gcc -static, packed with tools/image/pack.sh into
 #                     $cache/images/pause-$PAUSE_VERSION.tar). The node's Debian packages come from
 #                     tools/node/setup.sh.
@@ -74,6 +75,17 @@ fi
 
 pairs=("kube-apiserver:$KUBERNETES_VERSION" "kubectl:$KUBERNETES_VERSION" "etcd:$ETCD_VERSION" "helm:$HELM_VERSION")
 if $node; then
+  # Helm 4, next to Helm 3: the node tests install the chart with both.
+  if [[ ! -x "$bin/helm4-$HELM4_VERSION" ]]; then
+    log "building helm $HELM4_VERSION (as helm4)"
+    gobin4="$(mktemp -d "$bin/.helm4.XXXXXX")"
+    GOBIN="$gobin4" go install -trimpath \
+      -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM4_VERSION" \
+      "helm.sh/helm/v4/cmd/helm@$HELM4_VERSION"
+    mv -f "$gobin4/helm" "$bin/helm4-$HELM4_VERSION"
+    rm -rf "$gobin4"
+  fi
+  pairs+=("helm4:$HELM4_VERSION")
   for cmd in kube-scheduler kube-controller-manager kubelet; do
     build "$cmd" "$KUBERNETES_VERSION" "$here/kubernetes" -- -ldflags "$k8s_ldflags" "k8s.io/kubernetes/cmd/$cmd"
     pairs+=("$cmd:$KUBERNETES_VERSION")

@@ -105,6 +105,8 @@ pub struct NodeBinaries {
     pub kubelet: PathBuf,
     pub kube_scheduler: PathBuf,
     pub kube_controller_manager: PathBuf,
+    /// Helm 4 (`helm4`), next to the control plane's Helm 3.
+    pub helm4: PathBuf,
     /// docker-archive of the sandbox image, named as containerd's `sandbox_image`.
     pub pause_image: PathBuf,
     pub pause_image_name: String,
@@ -203,6 +205,7 @@ fn prepare_once() -> anyhow::Result<NodeBinaries> {
         kubelet: bin.join("kubelet"),
         kube_scheduler: bin.join("kube-scheduler"),
         kube_controller_manager: bin.join("kube-controller-manager"),
+        helm4: bin.join("helm4"),
         pause_image: images.join(format!("pause-{pause_version}.tar")),
         pause_image_name: format!("registry.k8s.io/pause:{pause_version}"),
     };
@@ -210,6 +213,7 @@ fn prepare_once() -> anyhow::Result<NodeBinaries> {
         &binaries.kubelet,
         &binaries.kube_scheduler,
         &binaries.kube_controller_manager,
+        &binaries.helm4,
         &binaries.pause_image,
     ] {
         if !path.is_file() {
@@ -979,6 +983,23 @@ state = "{c}/state"
         self.control_plane
             .as_ref()
             .unwrap_or_else(|| unreachable!("a started node always has its control plane"))
+    }
+
+    /// The node's binaries (kubelet, ..., `helm4`).
+    pub fn binaries(&self) -> &NodeBinaries {
+        &self.binaries
+    }
+
+    /// Helm 4 with the same environment as [`ControlPlane::helm`] (kubeconfig, private homes).
+    pub fn helm4(&self) -> Command {
+        let helm3 = self.control_plane().helm();
+        let mut command = Command::new(&self.binaries.helm4);
+        for (key, value) in helm3.get_envs() {
+            if let Some(value) = value {
+                command.env(key, value);
+            }
+        }
+        command
     }
 
     /// kube-apiserver's port on [`GATEWAY`]: pods get it as `KUBERNETES_SERVICE_PORT` (no kube-proxy

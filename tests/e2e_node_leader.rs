@@ -93,7 +93,7 @@ async fn only_the_leader_pod_polls_and_the_standby_takes_over_a_force_deleted_le
         .sim
         .create_job(
             JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance")
-                .duration_secs(LEASE_SECONDS as f64 + 30.0),
+                .duration_secs(LEASE_SECONDS as f64 + 8.0),
         )
         .expect("job");
     env.create_cloudjob("team-a", "in-flight", &long.job_id)

@@ -302,10 +302,86 @@ impl NodeEnv {
         {
             Ok(Ok(Some(cj))) => cj,
             other => panic!(
-                "{namespace}/{name}: {what}: {other:?}\noperator logs:\n{}",
+                "{namespace}/{name}: {what}: {other:?}\nlast seen: {:?}\n{}\noperator logs:\n{}",
+                self.cloudjobs(namespace)
+                    .get_opt(name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|c| c.status),
+                self.diagnostics().await,
                 self.operator_logs().await
             ),
         }
+    }
+
+    /// The operator pods' states and the release namespace's events, for failure messages.
+    pub async fn diagnostics(&self) -> String {
+        let mut out = String::from("pods:\n");
+        for pod in self.operator_pods().await {
+            let status = pod.status.unwrap_or_default();
+            out.push_str(&format!(
+                "  {} phase={:?} reason={:?} containers={:?}\n",
+                pod.metadata.name.unwrap_or_default(),
+                status.phase,
+                status.reason,
+                status
+                    .container_statuses
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|c| (
+                        c.ready,
+                        c.restart_count,
+                        c.state.clone(),
+                        c.last_state.clone()
+                    ))
+                    .collect::<Vec<_>>()
+            ));
+        }
+        let mut events = self.kubectl();
+        events.args([
+            "get",
+            "events",
+            "-n",
+            RELEASE_NAMESPACE,
+            "--sort-by=.lastTimestamp",
+        ]);
+        if let Ok(Ok(o)) = tokio::task::spawn_blocking(move || events.output()).await {
+            out.push_str(&String::from_utf8_lossy(&o.stdout));
+        }
+        // What kubelet and kube-apiserver said about pods going away.
+        let logs = [
+            self.node.dir().join("logs/kubelet.log"),
+            self.node
+                .control_plane()
+                .dir()
+                .join("logs/kube-apiserver-1.log"),
+        ];
+        for log in logs {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<&str> = text
+                .lines()
+                .filter(|l| {
+                    [
+                        "evict",
+                        "Evict",
+                        "OOM",
+                        "Killing",
+                        "probe failed",
+                        "panic",
+                        "F1",
+                    ]
+                    .iter()
+                    .any(|w| l.contains(w))
+                })
+                .collect();
+            out.push_str(&format!(
+                "{} (matching lines, last 40):\n{}\n",
+                log.display(),
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            ));
+        }
+        out
     }
 
     /// The operator pods of the release.

@@ -48,6 +48,21 @@ async fn run_pod(client: kube::Client) {
         .expect("watching the pod");
 }
 
+/// Waits until no node (of another process) holds the host lock, so that "before" is not taken while
+/// someone else's node is up. (The node itself then waits for the same lock.)
+fn wait_until_no_node_runs() {
+    let lock = Path::new(HOST_STATE_DIR).join("lock");
+    if lock.exists() {
+        let free = Command::new("flock")
+            .args(["--timeout", "1800"])
+            .arg(&lock)
+            .arg("true")
+            .status()
+            .expect("flock runs");
+        assert!(free.success(), "another node held the lock for 30 minutes");
+    }
+}
+
 fn assert_restored(before: &HostState, after: &HostState) {
     let show = |s: &HostState| serde_json::to_string_pretty(s).unwrap_or_default();
     assert_eq!(
@@ -65,6 +80,7 @@ async fn a_node_runs_a_pod_and_leaves_the_host_as_it_found_it() {
     // Build and install first, so that "before" is taken on a prepared machine (an error here is
     // reported, or skipped, by start_node_or_skip below).
     let _ = tokio::task::spawn_blocking(prepare_node).await;
+    wait_until_no_node_runs();
     let before = HostState::capture().expect("host state");
     let started = Instant::now();
     let Some(mut node) = start_node_or_skip().await.expect("the node starts") else {
@@ -129,6 +145,7 @@ async fn a_sigkilled_owner_still_leaves_the_host_as_it_found_it() {
         }
         Err(e) => panic!("preparing the node: {e:#}"),
     }
+    wait_until_no_node_runs();
     let before = HostState::capture().expect("host state");
     // The owner is a separate process (`cloudjob-testenv run --node`) so that it can be SIGKILLed.
     let mut runner = Command::new(env!("CARGO_BIN_EXE_cloudjob-testenv"))

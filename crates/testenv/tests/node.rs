@@ -197,3 +197,75 @@ async fn a_sigkilled_owner_still_leaves_the_host_as_it_found_it() {
     assert!(!cp_dir.exists(), "the control plane's directory is gone");
     assert_restored(&before, &HostState::capture().expect("host state"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_node_runs_in_the_background_and_down_restores_the_host() {
+    let _host = HOST.lock().await;
+    match tokio::task::spawn_blocking(prepare_node)
+        .await
+        .expect("task")
+    {
+        Ok(_) => {}
+        Err(e)
+            if e.downcast_ref::<cloudjob_testenv::NodeUnavailable>()
+                .is_some() =>
+        {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "CI=true: {e:#}"
+            );
+            eprintln!("SKIPPED: {e:#}");
+            return;
+        }
+        Err(e) => panic!("preparing the node: {e:#}"),
+    }
+    wait_until_no_node_runs();
+    let before = HostState::capture().expect("host state");
+    let parent = tempfile::tempdir().expect("temp dir");
+    let dir = parent.path().join("dev-cluster");
+    let testenv = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cloudjob-testenv"))
+            .args(args)
+            .arg("--dir")
+            .arg(&dir)
+            .output()
+            .expect("cloudjob-testenv runs")
+    };
+    let up = testenv(&["up", "--node"]);
+    assert!(
+        up.status.success(),
+        "up --node: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&up.stdout).into_owned();
+    let kubeconfig = kubeconfig_from(stdout.as_bytes()).expect("up prints the kubeconfig");
+    assert!(
+        stdout.contains("export CLOUDJOB_NODE_API_PORT=")
+            && stdout.contains("export CLOUDJOB_NODE_DIR="),
+        "{stdout}"
+    );
+    // The command has returned; the node keeps running (a pod still starts on it).
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig"),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("config");
+    run_pod(kube::Client::try_from(config).expect("client")).await;
+    let status = testenv(&["status"]);
+    assert!(
+        status.status.success(),
+        "status: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+
+    let down = testenv(&["down"]);
+    assert!(
+        down.status.success(),
+        "down: {}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    // `down` returns once the teardown has released the lock: the host is back now.
+    assert!(!dir.exists(), "down removed the state directory");
+    assert_restored(&before, &HostState::capture().expect("host state"));
+}

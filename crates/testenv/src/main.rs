@@ -225,12 +225,19 @@ async fn run_node() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         node.dir().display()
     );
-    println!(
-        "export KUBECONFIG={}",
-        control_plane.kubeconfig_path().display()
+    // Not println!: a reader that goes away (closing our stdout) must not panic the node down.
+    let exports = format!(
+        "export KUBECONFIG={}\nexport CLOUDJOB_NODE_API_PORT={}\nexport CLOUDJOB_NODE_DIR={}\n",
+        control_plane.kubeconfig_path().display(),
+        node.api_port(),
+        node.dir().display()
     );
-    println!("export CLOUDJOB_NODE_API_PORT={}", node.api_port());
-    println!("export CLOUDJOB_NODE_DIR={}", node.dir().display());
+    {
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout();
+        let _ = stdout.write_all(exports.as_bytes());
+        let _ = stdout.flush();
+    }
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     tokio::select! {

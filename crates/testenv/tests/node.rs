@@ -156,7 +156,17 @@ async fn a_sigkilled_owner_still_leaves_the_host_as_it_found_it() {
         .spawn()
         .expect("cloudjob-testenv run --node starts");
     let stdout = runner.stdout.take().expect("stdout");
-    let kubeconfig = tokio::task::spawn_blocking(move || kubeconfig_from(stdout))
+    // Read until the kubeconfig line, then keep draining: the runner's stdout must stay open.
+    let (found, kubeconfig) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(path) = line.strip_prefix("export KUBECONFIG=").filter(|_| !sent) {
+                sent = found.send(PathBuf::from(path)).is_ok();
+            }
+        }
+    });
+    let kubeconfig = tokio::task::spawn_blocking(move || kubeconfig.recv())
         .await
         .expect("task")
         .expect("the runner prints its kubeconfig once the node is ready");
@@ -267,5 +277,27 @@ async fn up_node_runs_in_the_background_and_down_restores_the_host() {
     );
     // `down` returns once the teardown has released the lock: the host is back now.
     assert!(!dir.exists(), "down removed the state directory");
+    assert_restored(&before, &HostState::capture().expect("host state"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_owner_still_leaves_the_host_as_it_found_it() {
+    let _host = HOST.lock().await;
+    let _ = tokio::task::spawn_blocking(prepare_node).await;
+    wait_until_no_node_runs();
+    let before = HostState::capture().expect("host state");
+    // The node is dropped while the task unwinds.
+    let task = tokio::spawn(async {
+        let Some(node) = start_node_or_skip().await.expect("the node starts") else {
+            return false;
+        };
+        run_pod(node.control_plane().client()).await;
+        panic!("a test failing with a pod running on its node");
+    });
+    match task.await {
+        Ok(false) => return, // skipped (start_node_or_skip said why)
+        Ok(true) => unreachable!("the task panics once the node ran"),
+        Err(e) => assert!(e.is_panic(), "the task panicked: {e}"),
+    }
     assert_restored(&before, &HostState::capture().expect("host state"));
 }

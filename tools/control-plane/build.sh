@@ -2,10 +2,25 @@
 # Builds the pinned test control plane (kube-apiserver, kubectl, etcd, helm) from Go modules into a cache
 # outside the repository and prints the directory that holds them. Binaries already in the cache are reused.
 #
+#   build.sh          the control plane only
+#   build.sh --node   also what a local kubelet node needs: kube-scheduler, kube-controller-manager and
+#                     kubelet (same k8s.io/kubernetes module), helm 4 as `helm4` (the node tests install
+#                     the chart with Helm 3 and Helm 4), and the pause image (pause.c from that
+#                     module's source, compiled with gcc -static, packed with tools/image/pack.sh into
+#                     $cache/images/pause-$PAUSE_VERSION.tar). The node's Debian packages come from
+#                     tools/node/setup.sh.
+#
 # Cache: ${CLOUDJOB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cloudjob-operator}/bin/<name>-<version>
 # Each binary is built to a temporary file and renamed into place only when `go build` succeeded, so an
 # interrupted or failed build never leaves a broken cache entry. A lock file serializes concurrent callers.
 set -euo pipefail
+
+node=false
+case "${1:-}" in
+  --node) node=true ;;
+  "") ;;
+  *) echo "usage: build.sh [--node]" >&2; exit 2 ;;
+esac
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
@@ -58,8 +73,38 @@ if [[ ! -x "$bin/helm-$HELM_VERSION" ]]; then
   mv -f "$gobin/helm" "$bin/helm-$HELM_VERSION"
 fi
 
+pairs=("kube-apiserver:$KUBERNETES_VERSION" "kubectl:$KUBERNETES_VERSION" "etcd:$ETCD_VERSION" "helm:$HELM_VERSION")
+if $node; then
+  # Helm 4, next to Helm 3: the node tests install the chart with both.
+  if [[ ! -x "$bin/helm4-$HELM4_VERSION" ]]; then
+    log "building helm $HELM4_VERSION (as helm4)"
+    gobin4="$(mktemp -d "$bin/.helm4.XXXXXX")"
+    GOBIN="$gobin4" go install -trimpath \
+      -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM4_VERSION" \
+      "helm.sh/helm/v4/cmd/helm@$HELM4_VERSION"
+    mv -f "$gobin4/helm" "$bin/helm4-$HELM4_VERSION"
+    rm -rf "$gobin4"
+  fi
+  pairs+=("helm4:$HELM4_VERSION")
+  for cmd in kube-scheduler kube-controller-manager kubelet; do
+    build "$cmd" "$KUBERNETES_VERSION" "$here/kubernetes" -- -ldflags "$k8s_ldflags" "k8s.io/kubernetes/cmd/$cmd"
+    pairs+=("$cmd:$KUBERNETES_VERSION")
+  done
+  # The sandbox ("pause") image, built from the pinned module's own source, as the upstream Makefile does.
+  pause_image="$cache/images/pause-$PAUSE_VERSION.tar"
+  if [[ ! -s "$pause_image" ]]; then
+    log "building the pause image $PAUSE_VERSION"
+    src="$(cd "$here/kubernetes" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c"
+    work="$(mktemp -d)"
+    gcc -Os -Wall -Werror -static "-DVERSION=v$PAUSE_VERSION-$KUBERNETES_VERSION" -o "$work/pause" "$src"
+    "$here/../image/pack.sh" "$pause_image" "registry.k8s.io/pause:$PAUSE_VERSION" \
+      --user 65535:65535 --entrypoint /pause -- "$work/pause=/pause:0755"
+    rm -rf "$work"
+  fi
+fi
+
 # Stable names for people and tests: symlinks to the pinned versions.
-for pair in "kube-apiserver:$KUBERNETES_VERSION" "kubectl:$KUBERNETES_VERSION" "etcd:$ETCD_VERSION" "helm:$HELM_VERSION"; do
+for pair in "${pairs[@]}"; do
   ln -sfn "${pair%%:*}-${pair#*:}" "$bin/${pair%%:*}"
 done
 echo "$bin"

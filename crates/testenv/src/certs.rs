@@ -22,7 +22,9 @@ pub(crate) struct Pki {
 /// The admin user's name; its group `system:masters` is what makes it cluster-admin under RBAC.
 pub(crate) const ADMIN_USER: &str = "cloudjob-testenv-admin";
 
-pub(crate) fn generate() -> anyhow::Result<Pki> {
+/// `extra_sans`: more names or IP addresses the serving certificate is valid for, beyond 127.0.0.1 and
+/// localhost (a node's bridge address, the `kubernetes` Service IP).
+pub(crate) fn generate(extra_sans: &[String]) -> anyhow::Result<Pki> {
     // ECDSA P-256 (rcgen's default) keeps generation in the microseconds, which matters because every
     // test starts its own control plane.
     let ca_key = KeyPair::generate().context("generating the CA key")?;
@@ -42,9 +44,10 @@ pub(crate) fn generate() -> anyhow::Result<Pki> {
     let ca = Issuer::new(ca_params, ca_key);
 
     let serving_key = KeyPair::generate().context("generating the serving key")?;
+    let mut sans = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+    sans.extend(extra_sans.iter().cloned());
     let mut serving_params =
-        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .context("serving certificate parameters")?;
+        CertificateParams::new(sans).context("serving certificate parameters")?;
     serving_params
         .distinguished_name
         .push(DnType::CommonName, "kube-apiserver");

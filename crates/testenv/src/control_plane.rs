@@ -30,8 +30,21 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const ETCD_TIMEOUT: Duration = Duration::from_secs(20);
 /// Service-account tokens outlive any test, and `up` sessions of a working day.
 const TOKEN_SECONDS: i64 = 24 * 60 * 60;
+/// The `kubernetes` Service's ClusterIP: the first address of `--service-cluster-ip-range`.
+const SERVICE_IP: &str = "10.0.0.1";
 /// Bytes of a process log quoted in startup errors.
 const LOG_TAIL_BYTES: u64 = 4096;
+
+/// How to start a control plane; the default is what [`ControlPlane::start`] does.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ControlPlaneOptions {
+    /// The address kube-apiserver binds to and advertises (default 127.0.0.1). A node's pods reach the
+    /// API server only on the node's bridge address: there is no kube-proxy for the `kubernetes` Service.
+    pub address: Option<Ipv4Addr>,
+    /// Turn the ServiceAccount admission plugin on, so that pods get their token mounted. Only with
+    /// kube-controller-manager running (it creates each namespace's `default` ServiceAccount).
+    pub service_account_admission: bool,
+}
 
 /// A running Kubernetes control plane (or a connection to an existing one, see
 /// [`EXISTING_KUBECONFIG_ENV`]). Dropping it stops the processes it started and removes its files.
@@ -88,13 +101,18 @@ impl ControlPlane {
                 .await
                 .with_context(|| format!("using the cluster from {EXISTING_KUBECONFIG_ENV}"));
         }
+        Self::start_with(ControlPlaneOptions::default()).await
+    }
+
+    /// Starts a control plane of its own (never an existing cluster) as `options` say.
+    pub async fn start_with(options: ControlPlaneOptions) -> anyhow::Result<Self> {
         let binaries = find_binaries().await?;
         let temp = tempfile::Builder::new()
             .prefix("cloudjob-testenv-")
             .tempdir()
             .context("creating the control plane's temporary directory")?;
         let dir = temp.path().to_path_buf();
-        Self::launch(binaries, dir, Some(temp), Lifetime::Owned).await
+        Self::launch(binaries, dir, Some(temp), Lifetime::Owned, &options).await
     }
 
     /// Connects to the existing cluster of `kubeconfig`'s current context; starts nothing. kubectl and
@@ -142,7 +160,14 @@ impl ControlPlane {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let dir =
             std::path::absolute(dir).with_context(|| format!("resolving {}", dir.display()))?;
-        let control_plane = Self::launch(binaries, dir, None, Lifetime::Detached).await?;
+        let control_plane = Self::launch(
+            binaries,
+            dir,
+            None,
+            Lifetime::Detached,
+            &ControlPlaneOptions::default(),
+        )
+        .await?;
         Ok(control_plane.detach())
     }
 
@@ -151,14 +176,20 @@ impl ControlPlane {
         dir: PathBuf,
         temp: Option<TempDir>,
         lifetime: Lifetime,
+        options: &ControlPlaneOptions,
     ) -> anyhow::Result<Self> {
         let started = Instant::now();
-        let pki = certs::generate()?;
+        let mut sans = Vec::new();
+        if let Some(address) = options.address {
+            // Pods use the address itself and, through in-cluster config, the Service IP's name.
+            sans.extend([address.to_string(), SERVICE_IP.to_owned()]);
+        }
+        let pki = certs::generate(&sans)?;
         write_pki(&dir, &pki)?;
         create_helm_homes(&dir)?;
         let mut attempt = 1;
         let running = loop {
-            match launch_once(&binaries, &dir, &pki, lifetime, attempt).await? {
+            match launch_once(&binaries, &dir, &pki, lifetime, options, attempt).await? {
                 Attempt::Ready(running) => break running,
                 Attempt::PortRace(err) if attempt == 1 => {
                     tracing::warn!("retrying the control plane start with new ports: {err:#}");
@@ -345,6 +376,7 @@ async fn launch_once(
     dir: &Path,
     pki: &Pki,
     lifetime: Lifetime,
+    options: &ControlPlaneOptions,
     attempt: u32,
 ) -> anyhow::Result<Attempt> {
     let [etcd_client, etcd_peer, api_port] = free_ports()?;
@@ -403,13 +435,14 @@ async fn launch_once(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let server = format!("https://127.0.0.1:{api_port}");
+    let address = options.address.unwrap_or(Ipv4Addr::LOCALHOST);
+    let server = format!("https://{address}:{api_port}");
     let pki_file = |name: &str| pki_dir.join(name).display().to_string();
     let mut apiserver = Command::new(&binaries.kube_apiserver);
     apiserver
         // Explicit, so that the API server never looks for a default route (there may be none).
-        .arg("--advertise-address=127.0.0.1")
-        .arg("--bind-address=127.0.0.1")
+        .arg(format!("--advertise-address={address}"))
+        .arg(format!("--bind-address={address}"))
         .arg(format!("--secure-port={api_port}"))
         .arg(format!("--etcd-servers={etcd_url}"))
         .arg(format!(
@@ -431,9 +464,18 @@ async fn launch_once(
         ))
         .arg("--service-cluster-ip-range=10.0.0.0/24")
         .arg("--allow-privileged=true")
+        // For `kubectl logs/exec`: kubelet trusts the cluster CA, and the admin is allowed everything.
+        .arg(format!(
+            "--kubelet-client-certificate={}",
+            pki_file("admin.crt")
+        ))
+        .arg(format!("--kubelet-client-key={}", pki_file("admin.key")))
+        .arg("--kubelet-preferred-address-types=InternalIP");
+    if !options.service_account_admission {
         // As envtest: the plugin would make every Pod wait for a `default` ServiceAccount, which only
         // kube-controller-manager (not run here) creates.
-        .arg("--disable-admission-plugins=ServiceAccount");
+        apiserver.arg("--disable-admission-plugins=ServiceAccount");
+    }
     processes.push(spawn(
         "kube-apiserver",
         apiserver,
@@ -542,6 +584,9 @@ fn write_pki(dir: &Path, pki: &Pki) -> anyhow::Result<()> {
         ("serving.key", &pki.serving_key),
         ("sa.pub", &pki.sa_public_key),
         ("sa.key", &pki.sa_private_key),
+        // kube-apiserver's client certificate towards kubelet, and the node components' identity.
+        ("admin.crt", &pki.admin_cert),
+        ("admin.key", &pki.admin_key),
     ] {
         write_private(&pki_dir.join(name), contents)?;
     }
@@ -557,7 +602,7 @@ fn create_helm_homes(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Writes a file readable by the owner only: these hold private keys and tokens.
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut file = std::fs::OpenOptions::new()

@@ -20,11 +20,16 @@ mod certs;
 mod control_plane;
 mod detached;
 mod kubeconfig;
+mod node;
 mod process;
 mod util;
 
 pub use binaries::{Binaries, binaries, cache_dir, repo_root};
-pub use control_plane::{ControlPlane, EXISTING_KUBECONFIG_ENV};
+pub use control_plane::{ControlPlane, ControlPlaneOptions, EXISTING_KUBECONFIG_ENV};
 pub use detached::{DetachedProcess, DetachedState, STATE_FILE, remove_dir};
+pub use node::{
+    BRIDGE, GATEWAY, HOST_STATE_DIR, HostState, NODE_NAME, Node, NodeBinaries, NodeUnavailable,
+    prepare_node, start_node_or_skip,
+};
 pub use process::{process_is_running, terminate};
 pub use util::{free_port, wait_for, wait_for_crd_established};

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
-use cloudjob_testenv::{ControlPlane, DetachedState, binaries, cache_dir, remove_dir};
+use cloudjob_testenv::{
+    BRIDGE, ControlPlane, DetachedState, GATEWAY, HOST_STATE_DIR, NODE_NAME, Node, binaries,
+    cache_dir, remove_dir,
+};
 
 #[derive(Parser)]
 #[command(
@@ -22,14 +25,28 @@ enum Cmd {
     /// Build (first time only) the pinned kube-apiserver, etcd, kubectl and helm and print their paths.
     Build,
     /// Start a control plane in the background and print `export KUBECONFIG=...`.
-    Up(DirArg),
+    Up {
+        #[command(flatten)]
+        dir: DirArg,
+        #[command(flatten)]
+        node: NodeArg,
+    },
     /// Stop the background control plane and remove its state.
     Down(DirArg),
     /// Show whether the background control plane is running.
     Status(DirArg),
     /// Run a control plane in the foreground until Ctrl-C or SIGTERM; it also stops if this process is
     /// killed.
-    Run,
+    Run(NodeArg),
+}
+
+#[derive(clap::Args)]
+struct NodeArg {
+    /// Also run a kubelet node (containerd, kubelet, kube-scheduler, kube-controller-manager; root only).
+    /// kube-apiserver then listens on the node's bridge address. Everything the node changes on the host
+    /// is restored when it stops.
+    #[arg(long)]
+    node: bool,
 }
 
 #[derive(clap::Args)]
@@ -52,10 +69,12 @@ impl DirArg {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Cmd::Build => build(),
-        Cmd::Up(dir) => up(&dir.resolve()?).await,
+        Cmd::Up { dir, node } if node.node => up_node(&dir.resolve()?),
+        Cmd::Up { dir, .. } => up(&dir.resolve()?).await,
         Cmd::Down(dir) => down(&dir.resolve()?),
         Cmd::Status(dir) => status(&dir.resolve()?).await,
-        Cmd::Run => run().await,
+        Cmd::Run(node) if node.node => run_node().await,
+        Cmd::Run(_) => run().await,
     }
 }
 
@@ -114,6 +133,9 @@ fn down(dir: &Path) -> anyhow::Result<()> {
     match DetachedState::load(dir)? {
         Some(state) => {
             state.stop()?;
+            if state.processes.iter().any(|p| p.name == RUNNER) {
+                wait_for_node_teardown()?;
+            }
             eprintln!(
                 "stopped the control plane at {} and removed {}",
                 state.server_url,
@@ -186,5 +208,150 @@ async fn run() -> anyhow::Result<()> {
         _ = terminate.recv() => {}
     }
     drop(control_plane);
+    Ok(())
+}
+
+/// The name recorded in state.json for the background `run --node` process of `up --node`.
+const RUNNER: &str = "cloudjob-testenv";
+
+async fn run_node() -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let node = Node::start().await?;
+    let control_plane = node.control_plane();
+    eprintln!(
+        "control plane at {} with node {NODE_NAME} (bridge {BRIDGE}, {GATEWAY}) ready in {:.1} s; \
+         node files and logs in {}; Ctrl-C stops it and restores the host",
+        control_plane.server_url(),
+        started.elapsed().as_secs_f64(),
+        node.dir().display()
+    );
+    // Not println!: a reader that goes away (closing our stdout) must not panic the node down.
+    let exports = format!(
+        "export KUBECONFIG={}\nexport CLOUDJOB_NODE_API_PORT={}\nexport CLOUDJOB_NODE_DIR={}\n",
+        control_plane.kubeconfig_path().display(),
+        node.api_port(),
+        node.dir().display()
+    );
+    {
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout();
+        let _ = stdout.write_all(exports.as_bytes());
+        let _ = stdout.flush();
+    }
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("waiting for Ctrl-C")?,
+        _ = terminate.recv() => {}
+    }
+    let mut node = node;
+    if !node.stop() {
+        bail!("the node's teardown reported problems; see {HOST_STATE_DIR}/teardown.log");
+    }
+    Ok(())
+}
+
+/// `up --node`: runs `run --node` in the background (its own process group, so Ctrl-C in this terminal
+/// does not reach it) and returns once it is ready.
+fn up_node(dir: &Path) -> anyhow::Result<()> {
+    if let Some(state) = DetachedState::load(dir)? {
+        if state.all_running() {
+            eprintln!(
+                "already running at {} (state in {})",
+                state.server_url,
+                dir.display()
+            );
+            println!("export KUBECONFIG={}", state.kubeconfig.display());
+            return Ok(());
+        }
+        state
+            .stop()
+            .context("cleaning up the previous control plane")?;
+    } else if dir.exists() {
+        remove_dir(dir)?;
+    }
+    std::fs::create_dir_all(dir.join("pki"))
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let out_path = dir.join("run.out");
+    let log_path = dir.join("run.log");
+    let out = std::fs::File::create(&out_path).context("creating run.out")?;
+    let log = std::fs::File::create(&log_path).context("creating run.log")?;
+    let exe = std::env::current_exe().context("locating this program")?;
+    let mut command = std::process::Command::new(exe);
+    command
+        .args(["run", "--node"])
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(log);
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command
+        .spawn()
+        .context("starting `cloudjob-testenv run --node`")?;
+    let started = std::time::Instant::now();
+    // The first start builds kubelet and friends and installs packages: allow for that.
+    let deadline = started + std::time::Duration::from_secs(40 * 60);
+    let (kubeconfig, server) = loop {
+        let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+        if let Some(kubeconfig) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("export KUBECONFIG="))
+        {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let server = log
+                .lines()
+                .find_map(|l| l.strip_prefix("control plane at "))
+                .and_then(|l| l.split_whitespace().next())
+                .unwrap_or_default()
+                .to_owned();
+            break (PathBuf::from(kubeconfig), server);
+        }
+        if let Some(status) = child.try_wait().context("watching the node runner")? {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            bail!("the node did not start ({status}):\n{log}");
+        }
+        if std::time::Instant::now() >= deadline {
+            bail!(
+                "the node did not start within 40 minutes; see {}",
+                log_path.display()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let state = DetachedState {
+        server_url: server,
+        kubeconfig: kubeconfig.clone(),
+        dir: dir.to_path_buf(),
+        processes: vec![cloudjob_testenv::DetachedProcess {
+            name: RUNNER.to_owned(),
+            pid: child.id(),
+            log: log_path.clone(),
+        }],
+    };
+    state.save()?;
+    eprintln!(
+        "control plane and node {NODE_NAME} ready in {:.1} s; log in {}; stop with `cloudjob-testenv down`",
+        started.elapsed().as_secs_f64(),
+        log_path.display()
+    );
+    print!("{}", std::fs::read_to_string(&out_path).unwrap_or_default());
+    Ok(())
+}
+
+/// `down` of a node returns once its teardown has restored the host: the teardown holds the node lock
+/// until it is done.
+fn wait_for_node_teardown() -> anyhow::Result<()> {
+    let lock = Path::new(HOST_STATE_DIR).join("lock");
+    let status = std::process::Command::new("flock")
+        .args(["--timeout", "120"])
+        .arg(&lock)
+        .arg("true")
+        .status()
+        .context("running flock")?;
+    if !status.success() {
+        bail!(
+            "the node's teardown did not finish within 2 minutes ({})",
+            lock.display()
+        );
+    }
     Ok(())
 }

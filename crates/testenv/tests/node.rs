@@ -1,0 +1,303 @@
+//! The kubelet node: it runs a pod from a locally imported image, and afterwards the host is exactly as
+//! before (processes, mounts, cgroups, bridge, nftables/iptables, sysctls, files), whether the node was
+//! dropped or its owner was SIGKILLed. Skips (printing why) where a node cannot run, except under CI=true.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cloudjob_testenv::{HOST_STATE_DIR, HostState, prepare_node, start_node_or_skip};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::json;
+
+/// Both tests change host-wide state and compare it with what it was: one at a time (the node lock
+/// alone would let one test's "before" see the other's node).
+static HOST: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn pause_pod() -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": "pause"},
+        "spec": {
+            "containers": [{
+                "name": "pause",
+                "image": "registry.k8s.io/pause:3.10.1",
+                "imagePullPolicy": "Never",
+                "securityContext": {"runAsNonRoot": true, "runAsUser": 65535, "allowPrivilegeEscalation": false}
+            }]
+        }
+    }))
+    .expect("pod")
+}
+
+async fn run_pod(client: kube::Client) {
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    pods.create(&PostParams::default(), &pause_pod())
+        .await
+        .expect("pod created");
+    let running = kube::runtime::wait::await_condition(pods, "pause", |pod: Option<&Pod>| {
+        pod.and_then(|p| p.status.as_ref())
+            .and_then(|s| s.phase.as_deref())
+            == Some("Running")
+    });
+    tokio::time::timeout(Duration::from_secs(120), running)
+        .await
+        .expect("the pod runs within 2 minutes")
+        .expect("watching the pod");
+}
+
+/// Waits until no node (of another process) holds the host lock, so that "before" is not taken while
+/// someone else's node is up. (The node itself then waits for the same lock.)
+fn wait_until_no_node_runs() {
+    let lock = Path::new(HOST_STATE_DIR).join("lock");
+    if lock.exists() {
+        let free = Command::new("flock")
+            .args(["--timeout", "1800"])
+            .arg(&lock)
+            .arg("true")
+            .status()
+            .expect("flock runs");
+        assert!(free.success(), "another node held the lock for 30 minutes");
+    }
+}
+
+fn assert_restored(before: &HostState, after: &HostState) {
+    let show = |s: &HostState| serde_json::to_string_pretty(s).unwrap_or_default();
+    assert_eq!(
+        before,
+        after,
+        "the host differs after the node\nbefore:\n{}\nafter:\n{}",
+        show(before),
+        show(after)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_runs_a_pod_and_leaves_the_host_as_it_found_it() {
+    let _host = HOST.lock().await;
+    // Build and install first, so that "before" is taken on a prepared machine (an error here is
+    // reported, or skipped, by start_node_or_skip below).
+    let _ = tokio::task::spawn_blocking(prepare_node).await;
+    wait_until_no_node_runs();
+    let before = HostState::capture().expect("host state");
+    let started = Instant::now();
+    let Some(mut node) = start_node_or_skip().await.expect("the node starts") else {
+        return;
+    };
+    eprintln!("node ready in {:.1} s", started.elapsed().as_secs_f64());
+    let during = HostState::capture().expect("host state");
+    assert!(
+        during.links.iter().any(|l| l == cloudjob_testenv::BRIDGE),
+        "the node has its bridge"
+    );
+    // Only one node at a time: the node's keeper holds the host-wide lock while it runs.
+    let lock = Path::new(HOST_STATE_DIR).join("lock");
+    let second = Command::new("flock")
+        .arg("--nonblock")
+        .arg(&lock)
+        .arg("true")
+        .status()
+        .expect("flock runs");
+    assert!(!second.success(), "the node lock is held while a node runs");
+    run_pod(node.control_plane().client()).await;
+    let with_pod = HostState::capture().expect("host state");
+    assert!(
+        with_pod.node_processes.len() > during.node_processes.len(),
+        "a shim and the pod's process run"
+    );
+    let dir = node.dir().to_path_buf();
+    let stopped = Instant::now();
+    assert!(node.stop(), "the teardown reports no problem");
+    eprintln!("node stopped in {:.1} s", stopped.elapsed().as_secs_f64());
+    drop(node);
+    assert!(!dir.exists(), "the node's directory is gone");
+    assert_restored(&before, &HostState::capture().expect("host state"));
+}
+
+/// Reads the runner's stdout until `export KUBECONFIG=...`.
+fn kubeconfig_from(stdout: impl std::io::Read) -> Option<PathBuf> {
+    BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("export KUBECONFIG=").map(PathBuf::from))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_owner_still_leaves_the_host_as_it_found_it() {
+    let _host = HOST.lock().await;
+    match tokio::task::spawn_blocking(prepare_node)
+        .await
+        .expect("task")
+    {
+        Ok(_) => {}
+        Err(e)
+            if e.downcast_ref::<cloudjob_testenv::NodeUnavailable>()
+                .is_some() =>
+        {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "CI=true: {e:#}"
+            );
+            eprintln!("SKIPPED: {e:#}");
+            return;
+        }
+        Err(e) => panic!("preparing the node: {e:#}"),
+    }
+    wait_until_no_node_runs();
+    let before = HostState::capture().expect("host state");
+    // The owner is a separate process (`cloudjob-testenv run --node`) so that it can be SIGKILLed.
+    let mut runner = Command::new(env!("CARGO_BIN_EXE_cloudjob-testenv"))
+        .args(["run", "--node"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("cloudjob-testenv run --node starts");
+    let stdout = runner.stdout.take().expect("stdout");
+    // Read until the kubeconfig line, then keep draining: the runner's stdout must stay open.
+    let (found, kubeconfig) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(path) = line.strip_prefix("export KUBECONFIG=").filter(|_| !sent) {
+                sent = found.send(PathBuf::from(path)).is_ok();
+            }
+        }
+    });
+    let kubeconfig = tokio::task::spawn_blocking(move || kubeconfig.recv())
+        .await
+        .expect("task")
+        .expect("the runner prints its kubeconfig once the node is ready");
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig"),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("config");
+    run_pod(kube::Client::try_from(config).expect("client")).await;
+
+    // SIGKILL: no destructor runs; the keepers notice their closed pipes.
+    runner.kill().expect("SIGKILL");
+    runner.wait().expect("reaped");
+    let killed = Instant::now();
+    // The node keeper holds the lock until its teardown is done.
+    let lock = Path::new(HOST_STATE_DIR).join("lock");
+    let waited = Command::new("flock")
+        .args(["--timeout", "120"])
+        .arg(&lock)
+        .arg("true")
+        .status()
+        .expect("flock runs");
+    assert!(waited.success(), "the teardown finishes within 2 minutes");
+    eprintln!(
+        "host restored {:.1} s after the SIGKILL",
+        killed.elapsed().as_secs_f64()
+    );
+    let log = std::fs::read_to_string(Path::new(HOST_STATE_DIR).join("teardown.log"))
+        .expect("teardown log");
+    assert!(log.contains("done (failed=0)"), "teardown log:\n{log}");
+    // The control plane's own watchdog removes its directory; give it its 3 s grace period.
+    let cp_dir = kubeconfig.parent().expect("dir").to_path_buf();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while cp_dir.exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!cp_dir.exists(), "the control plane's directory is gone");
+    assert_restored(&before, &HostState::capture().expect("host state"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_node_runs_in_the_background_and_down_restores_the_host() {
+    let _host = HOST.lock().await;
+    match tokio::task::spawn_blocking(prepare_node)
+        .await
+        .expect("task")
+    {
+        Ok(_) => {}
+        Err(e)
+            if e.downcast_ref::<cloudjob_testenv::NodeUnavailable>()
+                .is_some() =>
+        {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "CI=true: {e:#}"
+            );
+            eprintln!("SKIPPED: {e:#}");
+            return;
+        }
+        Err(e) => panic!("preparing the node: {e:#}"),
+    }
+    wait_until_no_node_runs();
+    let before = HostState::capture().expect("host state");
+    let parent = tempfile::tempdir().expect("temp dir");
+    let dir = parent.path().join("dev-cluster");
+    let testenv = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cloudjob-testenv"))
+            .args(args)
+            .arg("--dir")
+            .arg(&dir)
+            .output()
+            .expect("cloudjob-testenv runs")
+    };
+    let up = testenv(&["up", "--node"]);
+    assert!(
+        up.status.success(),
+        "up --node: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&up.stdout).into_owned();
+    let kubeconfig = kubeconfig_from(stdout.as_bytes()).expect("up prints the kubeconfig");
+    assert!(
+        stdout.contains("export CLOUDJOB_NODE_API_PORT=")
+            && stdout.contains("export CLOUDJOB_NODE_DIR="),
+        "{stdout}"
+    );
+    // The command has returned; the node keeps running (a pod still starts on it).
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig"),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("config");
+    run_pod(kube::Client::try_from(config).expect("client")).await;
+    let status = testenv(&["status"]);
+    assert!(
+        status.status.success(),
+        "status: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+
+    let down = testenv(&["down"]);
+    assert!(
+        down.status.success(),
+        "down: {}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    // `down` returns once the teardown has released the lock: the host is back now.
+    assert!(!dir.exists(), "down removed the state directory");
+    assert_restored(&before, &HostState::capture().expect("host state"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_owner_still_leaves_the_host_as_it_found_it() {
+    let _host = HOST.lock().await;
+    let _ = tokio::task::spawn_blocking(prepare_node).await;
+    wait_until_no_node_runs();
+    let before = HostState::capture().expect("host state");
+    // The node is dropped while the task unwinds.
+    let task = tokio::spawn(async {
+        let Some(node) = start_node_or_skip().await.expect("the node starts") else {
+            return false;
+        };
+        run_pod(node.control_plane().client()).await;
+        panic!("a test failing with a pod running on its node");
+    });
+    match task.await {
+        Ok(false) => return, // skipped (start_node_or_skip said why)
+        Ok(true) => unreachable!("the task panics once the node ran"),
+        Err(e) => assert!(e.is_panic(), "the task panicked: {e}"),
+    }
+    assert_restored(&before, &HostState::capture().expect("host state"));
+}

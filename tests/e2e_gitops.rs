@@ -143,7 +143,7 @@ async fn every_situation_reads_right_in_kstatus_and_in_argo_cds_vm() {
     // Running.
     let long = sim_job("00000000000000000000000000000a11", 3600.0);
     create(env.cloudjob_manifest("running", "ims", &long.job_id)).await;
-    watch_until_seen(&api, "running", "Running", |cj| {
+    watch_until_seen(&api, &operator, "running", "Running", |cj| {
         phase_is(cj, Phase::Running) && cond_is(cj, "Reconciling", "True", Some("Progressing"))
     })
     .await;
@@ -165,7 +165,7 @@ async fn every_situation_reads_right_in_kstatus_and_in_argo_cds_vm() {
         }),
     );
     create(env.cloudjob_manifest("throttled", "ims", &throttled.job_id)).await;
-    watch_until_seen(&api, "throttled", "Throttled", |cj| {
+    watch_until_seen(&api, &operator, "throttled", "Throttled", |cj| {
         has_reason(cj, "Throttled")
     })
     .await;
@@ -182,7 +182,7 @@ async fn every_situation_reads_right_in_kstatus_and_in_argo_cds_vm() {
     let mut manifest = env.cloudjob_manifest("secret-pending", "ims", &long.job_id);
     manifest["spec"]["credentialsSecretRef"]["name"] = "not-yet".into();
     create(manifest).await;
-    watch_until_seen(&api, "secret-pending", "SecretNotFound", |cj| {
+    watch_until_seen(&api, &operator, "secret-pending", "SecretNotFound", |cj| {
         has_reason(cj, "SecretNotFound")
     })
     .await;
@@ -200,9 +200,13 @@ async fn every_situation_reads_right_in_kstatus_and_in_argo_cds_vm() {
     manifest["spec"]["credentialsSecretRef"]["name"] = "never".into();
     manifest["spec"]["credentialsGracePeriodSeconds"] = 2.into();
     create(manifest).await;
-    watch_until_seen(&api, "secret-missing", "Stalled SecretNotFound", |cj| {
-        cond_is(cj, "Stalled", "True", Some("SecretNotFound"))
-    })
+    watch_until_seen(
+        &api,
+        &operator,
+        "secret-missing",
+        "Stalled SecretNotFound",
+        |cj| cond_is(cj, "Stalled", "True", Some("SecretNotFound")),
+    )
     .await;
     seen.push(observe(
         "Stalled (Secret still missing after the grace period)",
@@ -215,7 +219,7 @@ async fn every_situation_reads_right_in_kstatus_and_in_argo_cds_vm() {
 
     // Stalled at once: the cloud does not know the job.
     create(env.cloudjob_manifest("unknown", "ims", "00000000000000000000000000000404")).await;
-    watch_until_seen(&api, "unknown", "Stalled JobNotFound", |cj| {
+    watch_until_seen(&api, &operator, "unknown", "Stalled JobNotFound", |cj| {
         cond_is(cj, "Stalled", "True", Some("JobNotFound"))
     })
     .await;
@@ -239,7 +243,10 @@ async fn every_situation_reads_right_in_kstatus_and_in_argo_cds_vm() {
         )
         .expect("failing job");
     create(env.cloudjob_manifest("failed", "ims", &failing.job_id)).await;
-    watch_until_seen(&api, "failed", "Failed", |cj| phase_is(cj, Phase::Failed)).await;
+    watch_until_seen(&api, &operator, "failed", "Failed", |cj| {
+        phase_is(cj, Phase::Failed)
+    })
+    .await;
     seen.push(observe(
         "failed",
         "degraded_failed",
@@ -250,7 +257,7 @@ async fn every_situation_reads_right_in_kstatus_and_in_argo_cds_vm() {
     ));
 
     // Succeeded (the CloudJob created before the operator started).
-    watch_until_seen(&api, "image", "Succeeded", |cj| {
+    watch_until_seen(&api, &operator, "image", "Succeeded", |cj| {
         phase_is(cj, Phase::Succeeded)
     })
     .await;
@@ -267,12 +274,18 @@ async fn every_situation_reads_right_in_kstatus_and_in_argo_cds_vm() {
     let paused = sim_job("0000000000000000000000000000fa05", 3600.0);
     let mut manifest = env.cloudjob_manifest("paused", "ims", &paused.job_id);
     create(manifest.clone()).await;
-    watch_until_seen(&api, "paused", "Running", |cj| phase_is(cj, Phase::Running)).await;
+    watch_until_seen(&api, &operator, "paused", "Running", |cj| {
+        phase_is(cj, Phase::Running)
+    })
+    .await;
     manifest = json!({"metadata": {"annotations": {"cloudjob.io/paused": "true"}}});
     api.patch("paused", &PatchParams::default(), &Patch::Merge(&manifest))
         .await
         .expect("paused");
-    watch_until_seen(&api, "paused", "Paused", |cj| phase_is(cj, Phase::Paused)).await;
+    watch_until_seen(&api, &operator, "paused", "Paused", |cj| {
+        phase_is(cj, Phase::Paused)
+    })
+    .await;
     seen.push(observe(
         "paused",
         "suspended",
@@ -296,7 +309,7 @@ async fn every_situation_reads_right_in_kstatus_and_in_argo_cds_vm() {
         "Progressing",
         false,
     ));
-    watch_until_seen(&api, "image", "generation 2 observed", |cj| {
+    watch_until_seen(&api, &operator, "image", "generation 2 observed", |cj| {
         cj.status.as_ref().and_then(|s| s.observed_generation) == Some(2)
     })
     .await;
@@ -353,11 +366,19 @@ async fn every_situation_reads_right_in_kstatus_and_in_argo_cds_vm() {
 
 async fn watch_until_seen(
     api: &kube::Api<CloudJob>,
+    operator: &Operator,
     name: &str,
     what: &str,
     done: impl Fn(&CloudJob) -> bool + Send + 'static,
 ) -> CloudJob {
-    gitops::watch_until(api, name, what, WAIT, done).await
+    gitops::watch_until_or(api, name, what, WAIT, done, || {
+        format!(
+            "operator log tail:
+{}",
+            operator.log_tail()
+        )
+    })
+    .await
 }
 
 /// Rewrites testdata/*.yaml and health_test.yaml from the observed objects: the expected health is the

@@ -159,6 +159,18 @@ pub async fn watch_until(
     timeout: std::time::Duration,
     done: impl Fn(&cloudjob_operator::crd::CloudJob) -> bool + Send + 'static,
 ) -> cloudjob_operator::crd::CloudJob {
+    watch_until_or(api, name, what, timeout, done, String::new).await
+}
+
+/// [`watch_until`], with `context()` (e.g. the operator's log) added to the panic message.
+pub async fn watch_until_or(
+    api: &kube::Api<cloudjob_operator::crd::CloudJob>,
+    name: &str,
+    what: &str,
+    timeout: std::time::Duration,
+    done: impl Fn(&cloudjob_operator::crd::CloudJob) -> bool + Send + 'static,
+    context: impl FnOnce() -> String,
+) -> cloudjob_operator::crd::CloudJob {
     let cond = move |o: Option<&cloudjob_operator::crd::CloudJob>| o.is_some_and(&done);
     match tokio::time::timeout(
         timeout,
@@ -170,8 +182,9 @@ pub async fn watch_until(
         other => {
             let last = api.get_opt(name).await.ok().flatten();
             panic!(
-                "{name}: {what}: {other:?}\nlast seen: {}",
-                serde_json::to_string_pretty(&last).unwrap_or_default()
+                "{name}: {what}: {other:?}\nlast seen: {}\n{}",
+                serde_json::to_string_pretty(&last).unwrap_or_default(),
+                context()
             )
         }
     }

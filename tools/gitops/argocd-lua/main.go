@@ -14,6 +14,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -153,17 +154,22 @@ func runHealth(scriptPath string, in io.Reader) error {
 	out := json.NewEncoder(os.Stdout)
 	dec := utilyaml.NewYAMLOrJSONDecoder(bufio.NewReader(in), 4096)
 	for {
-		obj := map[string]any{}
-		if err := dec.Decode(&obj); err != nil {
+		// As JSON into Unstructured, as client-go decodes objects: integers stay int64 (kstatus and
+		// Argo CD read metadata.generation as int64).
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
 			return err
 		}
-		if len(obj) == 0 {
+		if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
 			continue
 		}
-		u := &unstructured.Unstructured{Object: obj}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(raw); err != nil {
+			return err
+		}
 		objs := []unstructured.Unstructured{*u}
 		if u.IsList() {
 			list, err := u.ToList()
@@ -186,4 +192,3 @@ func runHealth(scriptPath string, in io.Reader) error {
 		}
 	}
 }
-

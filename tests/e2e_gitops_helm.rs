@@ -265,6 +265,33 @@ async fn helm4_wait_fails_fast_with_the_clouds_error_when_a_job_fails() {
     let statuses =
         release_statuses(&tools.helm4, &env, home.path(), "images", "helm4-failure").await;
     assert!(!statuses.iter().any(|s| s == "deployed"), "{statuses:?}");
+    // Helm 3 says "deployed" for the same chart; `kubectl wait --for=condition=Failed` then sees the failure.
+    let run = install(
+        &helm3(),
+        &env,
+        home.path(),
+        ("helm3-failure", "120s"),
+        &[("image", &failing)],
+        &[],
+    )
+    .await;
+    assert!(run.ok, "helm 3 install --wait failed:\n{}", run.output);
+    println!("Helm 3 --wait, failed job: deployed in {:?}", run.took);
+    let mut wait = env.cp.kubectl();
+    wait.args([
+        "wait",
+        "-n",
+        "helm3-failure",
+        "cloudjob/image",
+        "--for=condition=Failed",
+        "--timeout=60s",
+    ]);
+    let out = output(wait).await;
+    assert!(
+        out.status.success(),
+        "kubectl wait: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -256,6 +256,27 @@ async fn every_situation_reads_right_in_kstatus_and_in_argo_cds_vm() {
         false,
     ));
 
+    // Deadline: spec.activeDeadlineSeconds passed while the job still runs.
+    let mut manifest = env.cloudjob_manifest("deadline", "ims", &long.job_id);
+    manifest["spec"]["activeDeadlineSeconds"] = 1.into();
+    create(manifest).await;
+    watch_until_seen(
+        &api,
+        &operator,
+        "deadline",
+        "Stalled DeadlineExceeded",
+        |cj| cond_is(cj, "Stalled", "True", Some("DeadlineExceeded")),
+    )
+    .await;
+    seen.push(observe(
+        "deadline exceeded",
+        "degraded_deadline_exceeded",
+        raw_cloudjob(&env.client, &ns, "deadline").await,
+        "Failed",
+        "Degraded",
+        false,
+    ));
+
     // Succeeded (the CloudJob created before the operator started).
     watch_until_seen(&api, &operator, "image", "Succeeded", |cj| {
         phase_is(cj, Phase::Succeeded)

@@ -195,6 +195,24 @@ async fn every_situation_reads_right_in_kstatus_and_in_argo_cds_vm() {
         true,
     ));
 
+    // Grace period: the cloud rejects the credentials (HTTP 401; a key rotation in progress).
+    env.secret(&ns, "rotating", "old-ak", "old-sk").await;
+    let mut manifest = env.cloudjob_manifest("rejected", "ims", &long.job_id);
+    manifest["spec"]["credentialsSecretRef"]["name"] = "rotating".into();
+    create(manifest).await;
+    watch_until_seen(&api, &operator, "rejected", "AuthenticationFailed", |cj| {
+        has_reason(cj, "AuthenticationFailed")
+    })
+    .await;
+    seen.push(observe(
+        "grace period (credentials rejected)",
+        "progressing_authentication_failed_grace",
+        raw_cloudjob(&env.client, &ns, "rejected").await,
+        "InProgress",
+        "Progressing",
+        true,
+    ));
+
     // Stalled: the grace period (2 s for this object) is over and the Secret is still missing.
     let mut manifest = env.cloudjob_manifest("secret-missing", "ims", &long.job_id);
     manifest["spec"]["credentialsSecretRef"]["name"] = "never".into();

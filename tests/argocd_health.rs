@@ -1,19 +1,23 @@
-//! Runs the Argo CD health check `deploy/argocd/cloudjob.io/CloudJob/health.lua` with a real Lua 5.1
-//! interpreter (Argo CD's gopher-lua implements Lua 5.1) against every case of its `health_test.yaml`, in Argo
-//! CD's own test format: `tests: [{healthStatus: {status, message}, inputPath}]`.
+//! The Argo CD health check `deploy/argocd/cloudjob.io/CloudJob/health.lua`, run by Argo CD itself: the
+//! argo-cd `util/lua` package at the release pinned in `tools/gitops/versions.env` (built by
+//! `tools/gitops/build.sh`).
+//!
+//! - Every case of `health_test.yaml` in Argo CD's VM configured as `argocd-cm` configures it: only the base,
+//!   table, package and Argo CD's restricted os libraries (no `string`, no `math`).
+//! - Argo CD's own upstream test (`TestLuaHealthScript`, unchanged) on the folder laid out as
+//!   `resource_customizations/cloudjob.io/CloudJob/`, so the folder can be sent upstream as it is.
+//!
+//! The fixtures in `testdata/` are CloudJobs the operator produced in `tests/e2e_gitops.rs` (which rewrites
+//! them with `CLOUDJOB_REGENERATE_ARGOCD_TESTDATA=1`).
+
+mod gitops;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::process::Command;
 
-use anyhow::{Context, Result, anyhow, bail};
-use mlua::{Lua, LuaOptions, StdLib, Table, Value};
+use anyhow::{Context, Result};
+use gitops::{Health, argocd_health, argocd_health_with, argocd_lua_test, health_dir, tools};
 use serde::Deserialize;
-
-fn health_dir() -> PathBuf {
-    cloudjob_testkit::repo_root()
-        .expect("repository")
-        .join("deploy/argocd/cloudjob.io/CloudJob")
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,15 +28,8 @@ struct HealthTests {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct HealthTest {
-    health_status: HealthStatus,
+    health_status: serde_yaml::Value,
     input_path: String,
-}
-
-#[derive(Deserialize, Debug, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-struct HealthStatus {
-    status: String,
-    message: String,
 }
 
 fn load_tests() -> Result<HealthTests> {
@@ -42,100 +39,77 @@ fn load_tests() -> Result<HealthTests> {
     serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-/// Converts a JSON value into a Lua value the way Argo CD hands objects to health.lua: objects and arrays become
-/// tables (arrays indexed from 1), numbers become Lua numbers, null becomes nil.
-fn to_lua(lua: &Lua, value: &serde_json::Value) -> mlua::Result<Value> {
-    Ok(match value {
-        serde_json::Value::Null => Value::Nil,
-        serde_json::Value::Bool(b) => Value::Boolean(*b),
-        serde_json::Value::Number(n) => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
-        serde_json::Value::String(s) => Value::String(lua.create_string(s)?),
-        serde_json::Value::Array(items) => {
-            let table = lua.create_table()?;
-            for (i, item) in items.iter().enumerate() {
-                table.set(i + 1, to_lua(lua, item)?)?;
-            }
-            Value::Table(table)
-        }
-        serde_json::Value::Object(fields) => {
-            let table = lua.create_table()?;
-            for (key, field) in fields {
-                table.set(key.as_str(), to_lua(lua, field)?)?;
-            }
-            Value::Table(table)
-        }
-    })
-}
-
-/// Evaluates health.lua on one object in a fresh interpreter with only the libraries Argo CD opens for
-/// health checks (base, table, string, math: no io or os). Returns the `status` and `message` of the table it
-/// returns.
-fn run_lua(
-    script: &str,
-    object: &serde_json::Value,
-) -> mlua::Result<(Option<String>, Option<String>)> {
-    let lua = Lua::new_with(
-        StdLib::TABLE | StdLib::STRING | StdLib::MATH,
-        LuaOptions::default(),
-    )?;
-    lua.globals().set("obj", to_lua(&lua, object)?)?;
-    let hs: Table = lua.load(script).set_name("health.lua").eval()?;
-    Ok((hs.get("status")?, hs.get("message")?))
-}
-
-fn evaluate(script: &str, object: &serde_json::Value) -> Result<HealthStatus> {
-    // mlua's error is not Send + Sync (no "send" feature), so it is rendered into an anyhow error here.
-    let (status, message) =
-        run_lua(script, object).map_err(|e| anyhow!("health.lua failed: {e}"))?;
-    Ok(HealthStatus {
-        status: status.context("health.lua returned no status")?,
-        message: message.unwrap_or_default(),
-    })
+#[test]
+fn every_case_of_health_test_yaml_passes_in_argo_cds_vm_with_the_libraries_argocd_cm_opens() {
+    let (ok, out) = argocd_lua_test(&health_dir());
+    let cases = load_tests().expect("health_test.yaml").tests.len();
+    let passed = out.lines().filter(|l| l.contains(r#""pass":true"#)).count();
+    assert!(
+        ok && passed == cases,
+        "{passed} of {cases} cases pass in Argo CD's VM:\n{out}"
+    );
 }
 
 #[test]
-fn health_lua_gives_the_expected_status_and_message_for_every_case_in_health_test_yaml()
--> Result<()> {
-    let dir = health_dir();
-    let script = std::fs::read_to_string(dir.join("health.lua")).context("reading health.lua")?;
-    let tests = load_tests()?;
+fn argo_cds_own_upstream_health_test_passes_on_the_resource_customizations_folder() {
+    let script = gitops::repo_root().join("tools/gitops/argocd-upstream-test.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("-test.v")
+        .output()
+        .expect("argocd-upstream-test.sh runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        !tests.tests.is_empty(),
-        "health_test.yaml has no test cases"
+        out.status.success(),
+        "argo-cd's TestLuaHealthScript failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-
-    let mut failures = Vec::new();
-    for case in &tests.tests {
-        let path = dir.join(&case.input_path);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let object: serde_json::Value =
-            serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        let got = evaluate(&script, &object)
-            .with_context(|| format!("evaluating {}", case.input_path))?;
-        if got != case.health_status {
-            failures.push(format!(
-                "{}: expected {:?}, got {:?}",
-                case.input_path, case.health_status, got
-            ));
-        }
-    }
-    if !failures.is_empty() {
-        bail!(
-            "health.lua disagrees with health_test.yaml:\n{}",
-            failures.join("\n")
+    for case in load_tests().expect("health_test.yaml").tests {
+        let name = format!(
+            "--- PASS: TestLuaHealthScript/cloudjob.io/CloudJob/{}",
+            case.input_path
+        );
+        assert!(
+            stdout.contains(&name),
+            "upstream test did not run {}:\n{stdout}",
+            case.input_path
         );
     }
-    Ok(())
+}
+
+#[test]
+fn the_vm_really_lacks_string_and_math_as_in_argocd_cm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (lib, call) in [("string", "string.upper('x')"), ("math", "math.floor(1.5)")] {
+        let script = dir.path().join(format!("{lib}.lua"));
+        std::fs::write(
+            &script,
+            format!(
+                "local hs = {{}}\nhs.status = 'Healthy'\nhs.message = tostring({call})\nreturn hs\n"
+            ),
+        )
+        .expect("script written");
+        let object = serde_json::json!({"apiVersion": "cloudjob.io/v1alpha1", "kind": "CloudJob",
+            "metadata": {"name": "x", "namespace": "n"}});
+        let got = argocd_health_with(&script, &object);
+        assert!(got.is_err(), "{lib} is open in Argo CD's VM: {got:?}");
+    }
+    // health.lua itself needs none of them.
+    let script = std::fs::read_to_string(health_dir().join("health.lua")).expect("health.lua");
+    for lib in [
+        "string.", "math.", ":len(", ":sub(", ":find(", ":format(", ":match(",
+    ] {
+        assert!(!script.contains(lib), "health.lua uses {lib}");
+    }
 }
 
 #[test]
 fn health_test_yaml_covers_every_health_status_and_every_fixture() -> Result<()> {
     let tests = load_tests()?;
-    let statuses: BTreeSet<&str> = tests
+    let statuses: BTreeSet<String> = tests
         .tests
         .iter()
-        .map(|t| t.health_status.status.as_str())
+        .filter_map(|t| t.health_status.get("status")?.as_str().map(str::to_string))
         .collect();
     for wanted in ["Progressing", "Healthy", "Degraded", "Suspended"] {
         assert!(
@@ -143,7 +117,6 @@ fn health_test_yaml_covers_every_health_status_and_every_fixture() -> Result<()>
             "no test case expects {wanted}; cases expect {statuses:?}"
         );
     }
-
     let referenced: BTreeSet<String> = tests.tests.iter().map(|t| t.input_path.clone()).collect();
     let mut on_disk = BTreeSet::new();
     for entry in std::fs::read_dir(health_dir().join("testdata"))? {
@@ -164,37 +137,41 @@ fn health_test_yaml_covers_every_health_status_and_every_fixture() -> Result<()>
 }
 
 #[test]
-fn health_lua_reports_degraded_over_a_stale_ready_only_when_the_generation_is_current() -> Result<()>
-{
+fn a_stalled_condition_beats_a_leftover_ready_only_when_the_generation_is_current() {
+    tools();
     // A Stalled=True next to a leftover Ready=True must win: a failed job is never shown as Healthy.
-    let script = std::fs::read_to_string(health_dir().join("health.lua"))?;
     let object = serde_json::json!({
-        "metadata": {"name": "j", "generation": 3},
+        "apiVersion": "cloudjob.io/v1alpha1",
+        "kind": "CloudJob",
+        "metadata": {"name": "j", "namespace": "n", "generation": 3},
         "status": {
             "observedGeneration": 3,
             "conditions": [
                 {"type": "Ready", "status": "True", "reason": "Succeeded", "message": "done"},
-                {"type": "Stalled", "status": "True", "reason": "CredentialsRejected", "message": ""}
+                {"type": "Stalled", "status": "True", "reason": "JobNotFound", "message": ""}
             ]
         }
     });
-    let got = evaluate(&script, &object)?;
     assert_eq!(
-        got,
-        HealthStatus {
+        argocd_health(&object),
+        Health {
             status: "Degraded".into(),
-            message: "CredentialsRejected".into()
+            message: "JobNotFound".into()
         },
         "an empty condition message falls back to the reason"
     );
-
     let mut stale = object.clone();
     stale["metadata"]["generation"] = serde_json::json!(4);
-    let got = evaluate(&script, &stale)?;
-    assert_eq!(got.status, "Progressing");
     assert_eq!(
-        got.message,
-        "Waiting for the operator to observe generation 4"
+        argocd_health(&stale),
+        Health {
+            status: "Progressing".into(),
+            message: "Waiting for the operator to observe generation 4".into()
+        }
     );
-    Ok(())
+    // The CRD's default status (observedGeneration -1) reads as not yet observed.
+    let mut unobserved = object.clone();
+    unobserved["metadata"]["generation"] = serde_json::json!(1);
+    unobserved["status"] = serde_json::json!({"observedGeneration": -1});
+    assert_eq!(argocd_health(&unobserved).status, "Progressing");
 }

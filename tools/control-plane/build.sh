@@ -61,31 +61,27 @@ build kube-apiserver "$KUBERNETES_VERSION" "$here/kubernetes" -- -ldflags "$k8s_
 build kubectl "$KUBERNETES_VERSION" "$here/kubernetes" -- -ldflags "$k8s_ldflags" k8s.io/kubernetes/cmd/kubectl
 build etcd "$ETCD_VERSION" "$here/etcd" -- -ldflags "-s -w" .
 # helm has no replace directives, so `go install` builds it straight from its module.
-helm_major="${HELM_VERSION%%.*}"
-if [[ ! -x "$bin/helm-$HELM_VERSION" ]]; then
-  log "building helm $HELM_VERSION"
-  gobin="$(mktemp -d "$bin/.helm.XXXXXX")"
-  trap 'rm -rf "$gobin"' EXIT
+# build_helm NAME VERSION: helm VERSION (v3 or v4) as $bin/NAME-VERSION.
+build_helm() {
+  local name="$1" version="$2"
+  local major="${version%%.*}"
+  if [[ -x "$bin/$name-$version" ]]; then return 0; fi
+  log "building helm $version as $name"
+  local gobin
+  gobin="$(mktemp -d "$bin/.$name.XXXXXX")"
+  trap 'rm -rf "$gobin"' RETURN
   # Stamp the full version: without it `helm version` only knows the minor version ("v3.22").
   GOBIN="$gobin" go install -trimpath \
-    -ldflags "-s -w -X helm.sh/helm/$helm_major/internal/version.version=$HELM_VERSION" \
-    "helm.sh/helm/$helm_major/cmd/helm@$HELM_VERSION"
-  mv -f "$gobin/helm" "$bin/helm-$HELM_VERSION"
-fi
+    -ldflags "-s -w -X helm.sh/helm/$major/internal/version.version=$version" \
+    "helm.sh/helm/$major/cmd/helm@$version"
+  mv -f "$gobin/helm" "$bin/$name-$version"
+}
+build_helm helm "$HELM_VERSION"
+# Helm 4 beside Helm 3: the GitOps and node tests run `helm install --wait` with both.
+build_helm helm4 "$HELM4_VERSION"
 
-pairs=("kube-apiserver:$KUBERNETES_VERSION" "kubectl:$KUBERNETES_VERSION" "etcd:$ETCD_VERSION" "helm:$HELM_VERSION")
+pairs=("kube-apiserver:$KUBERNETES_VERSION" "kubectl:$KUBERNETES_VERSION" "etcd:$ETCD_VERSION" "helm:$HELM_VERSION" "helm4:$HELM4_VERSION")
 if $node; then
-  # Helm 4, next to Helm 3: the node tests install the chart with both.
-  if [[ ! -x "$bin/helm4-$HELM4_VERSION" ]]; then
-    log "building helm $HELM4_VERSION (as helm4)"
-    gobin4="$(mktemp -d "$bin/.helm4.XXXXXX")"
-    GOBIN="$gobin4" go install -trimpath \
-      -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM4_VERSION" \
-      "helm.sh/helm/v4/cmd/helm@$HELM4_VERSION"
-    mv -f "$gobin4/helm" "$bin/helm4-$HELM4_VERSION"
-    rm -rf "$gobin4"
-  fi
-  pairs+=("helm4:$HELM4_VERSION")
   for cmd in kube-scheduler kube-controller-manager kubelet; do
     build "$cmd" "$KUBERNETES_VERSION" "$here/kubernetes" -- -ldflags "$k8s_ldflags" "k8s.io/kubernetes/cmd/$cmd"
     pairs+=("$cmd:$KUBERNETES_VERSION")

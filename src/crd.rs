@@ -141,6 +141,16 @@ pub struct CloudJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 86400))]
     pub credentials_grace_period_seconds: Option<i64>,
+
+    /// Name of a ConfigMap in the CloudJob's namespace that the operator keeps filled with the job's phase
+    /// and produced ids (keys `jobId`, `phase`, `primaryId`, `imageId`, `imageName`, `volumeId`,
+    /// `serverId`, `resourceIds`), for Flux `postBuild.substituteFrom`, `envFrom` or kro. The operator
+    /// creates it, owned by the CloudJob (deleted with it), and never takes over a ConfigMap it does not
+    /// own. Never holds credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("spec.outputsConfigMap must be a ConfigMap name (lower-case letters, digits, '-' and '.')"))]
+    #[schemars(length(min = 1, max = 253))]
+    pub outputs_config_map: Option<String>,
 }
 
 /// The cloud service whose jobs API is polled.

@@ -12,6 +12,8 @@ pub enum Error {
     SecretRead(#[source] kube::Error),
     #[error("cannot write the CloudJob status: {0}")]
     StatusPatch(#[source] kube::Error),
+    #[error("cannot read or write the outputs ConfigMap: {0}")]
+    ConfigMap(#[source] kube::Error),
     #[error("the Kubernetes API did not answer within {0:?}")]
     Timeout(std::time::Duration),
 }
@@ -23,6 +25,7 @@ impl Error {
             Error::MissingNamespace => "missing_namespace",
             Error::SecretRead(_) => "secret_read",
             Error::StatusPatch(_) => "status_patch",
+            Error::ConfigMap(_) => "configmap",
             Error::Timeout(_) => "timeout",
         }
     }

@@ -45,6 +45,8 @@ pub enum Problem {
     InvalidEndpoint(EndpointError),
     /// The cloud refused, failed or could not be reached.
     Cloud(CloudError),
+    /// `spec.outputsConfigMap` names a ConfigMap this CloudJob does not own.
+    ConfigMapNotOwned { name: String },
 }
 
 impl Problem {
@@ -54,6 +56,7 @@ impl Problem {
             Problem::SecretNotFound => Reason::SecretNotFound,
             Problem::SecretInvalid(_) => Reason::SecretInvalid,
             Problem::InvalidEndpoint(_) => Reason::InvalidEndpoint,
+            Problem::ConfigMapNotOwned { .. } => Reason::ConfigMapConflict,
             Problem::Cloud(e) => match e {
                 CloudError::Throttled { .. } => Reason::Throttled,
                 CloudError::Unauthorized { .. } => Reason::AuthenticationFailed,
@@ -95,6 +98,9 @@ pub struct Plan {
     pub status: CloudJobStatus,
     /// Events for the transition, published after the status is written.
     pub events: Vec<EventSpec>,
+    /// Write `spec.outputsConfigMap` with the new status: only after a poll read the job, which `observe`
+    /// does only once that ConfigMap is known to be free or this CloudJob's own.
+    pub export_outputs: bool,
     pub next: Next,
 }
 
@@ -130,9 +136,12 @@ pub fn plan(
     let (status, next) = decide(cj, observation, now, rules, jitter);
     let old = cj.status.clone().unwrap_or_default();
     let events = events::transition_events(&old, &status);
+    let export_outputs =
+        cj.spec.outputs_config_map.is_some() && matches!(observation, Observation::Job(_));
     Plan {
         status,
         events,
+        export_outputs,
         next,
     }
 }
@@ -568,6 +577,27 @@ mod tests {
                 at_most: None
             }
         );
+    }
+
+    #[test]
+    fn outputs_are_exported_only_after_a_poll_read_the_job() {
+        let mut cj = cloudjob("a");
+        cj.spec.outputs_config_map = Some("ids".into());
+        let seen = plan(&cj, &job(json!({"status": "RUNNING"})), at(1), &RULES, 1.0);
+        assert!(seen.export_outputs);
+        let conflict = Observation::Problem(Problem::ConfigMapNotOwned { name: "ids".into() });
+        let refused = plan(&cj, &conflict, at(1), &RULES, 1.0);
+        assert!(
+            !refused.export_outputs,
+            "never into a ConfigMap that is not ours"
+        );
+        assert_eq!(
+            status::find(&refused.status, condition::STALLED).map(|c| c.reason.as_str()),
+            Some("ConfigMapConflict")
+        );
+        assert!(!plan(&cj, &secret_missing(), at(1), &RULES, 1.0).export_outputs);
+        cj.spec.outputs_config_map = None;
+        assert!(!plan(&cj, &job(json!({"status": "RUNNING"})), at(1), &RULES, 1.0).export_outputs);
     }
 
     #[test]

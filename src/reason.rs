@@ -45,6 +45,8 @@ pub enum Reason {
     CloudUnavailable,
     /// The cloud answered something that is not a job (malformed JSON, a cut-off body, an error body with 200).
     InvalidResponse,
+    /// `spec.outputsConfigMap` names a ConfigMap that exists and is not owned by this CloudJob.
+    ConfigMapConflict,
 }
 
 impl Reason {
@@ -64,6 +66,7 @@ impl Reason {
                 | Reason::JobNotFound
                 | Reason::RequestRejected
                 | Reason::InvalidEndpoint
+                | Reason::ConfigMapConflict
         )
     }
 

@@ -333,6 +333,9 @@ fn explain(problem: &Problem, cj: &CloudJob) -> (Reason, String) {
             format!("{e}; fix spec.endpoint (or the operator's --endpoint-template)")
         }
         Problem::Cloud(e) => explain_cloud_error(e, cj),
+        Problem::ConfigMapNotOwned { name } => format!(
+            "ConfigMap {name:?} exists and is not owned by this CloudJob, so its outputs are not written there: delete or rename that ConfigMap, or change spec.outputsConfigMap"
+        ),
     };
     (problem.reason(), message)
 }

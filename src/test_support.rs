@@ -25,6 +25,7 @@ pub fn cloudjob(name: &str) -> CloudJob {
             polling: None,
             active_deadline_seconds: None,
             credentials_grace_period_seconds: None,
+            outputs_config_map: None,
         },
     );
     cj.metadata = ObjectMeta {

@@ -171,6 +171,7 @@ async fn helm_install_cluster_wide_creates_every_object_grants_least_privilege_a
             "anywhere",
         ],
         &["get", "secrets", "-n", "anywhere"],
+        &["create", "configmaps", "-n", "anywhere"],
         &["create", "events.events.k8s.io", "-n", "anywhere"],
         &["patch", "events", "-n", "anywhere"],
         &[
@@ -203,7 +204,10 @@ async fn helm_install_cluster_wide_creates_every_object_grants_least_privilege_a
             "-n",
             RELEASE_NAMESPACE,
         ],
-        &["get", "configmaps", "-n", RELEASE_NAMESPACE],
+        // The outputs ConfigMaps are read and written one by one, never listed, replaced or deleted.
+        &["list", "configmaps", "-n", RELEASE_NAMESPACE],
+        &["delete", "configmaps", "-n", RELEASE_NAMESPACE],
+        &["update", "configmaps", "-n", RELEASE_NAMESPACE],
     ] {
         assert_access(&cp, false, args).await?;
     }
@@ -241,6 +245,7 @@ async fn helm_install_namespaced_confines_the_operator_to_the_listed_namespaces_
 
     for namespace in ["team-a", "team-b"] {
         assert_access(&cp, true, &["get", "secrets", "-n", namespace]).await?;
+        assert_access(&cp, true, &["create", "configmaps", "-n", namespace]).await?;
         assert_access(
             &cp,
             true,
@@ -269,6 +274,7 @@ async fn helm_install_namespaced_confines_the_operator_to_the_listed_namespaces_
     // No Secret or CloudJob outside the listed namespaces, not even in its own; no cluster-wide list.
     for namespace in ["team-c", RELEASE_NAMESPACE, "default"] {
         assert_access(&cp, false, &["get", "secrets", "-n", namespace]).await?;
+        assert_access(&cp, false, &["patch", "configmaps", "-n", namespace]).await?;
         assert_access(
             &cp,
             false,

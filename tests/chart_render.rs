@@ -81,6 +81,7 @@ fn expected_watch_grants() -> BTreeSet<(String, String, String, String)> {
     add("", "secrets", &["get", "list", "watch"]);
     add("events.k8s.io", "events", &["create", "patch"]);
     add("", "events", &["create", "patch"]);
+    add("", "configmaps", &["get", "create", "patch"]);
     grants
 }
 

@@ -1,7 +1,12 @@
 //! Apply: carries a plan out. Writes the status (server-side apply, one field manager) only when it
 //! differs from the one the CloudJob has, then publishes the plan's events.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Mutex,
+};
+
+use k8s_openapi::{api::core::v1::ConfigMap, apimachinery::pkg::apis::meta::v1::ObjectMeta};
 
 use kube::{
     Api, Resource, ResourceExt,
@@ -33,6 +38,11 @@ pub async fn apply(cj: &CloudJob, plan: &Plan, ctx: &Context) -> Result<(), Erro
     // No status and the default status say the same: nothing.
     if cj.status.clone().unwrap_or_default() == plan.status {
         return Ok(());
+    }
+    // Before the status: a failed export is retried with the status write, which it would not be once
+    // the status no longer changes.
+    if plan.export_outputs {
+        export_outputs(cj, &plan.status, &ctx.shared).await?;
     }
     patch_status(cj, &plan.status, &ctx.shared).await?;
     ctx.shared.last_written.remember(cj, &plan.status);
@@ -140,6 +150,68 @@ async fn patch_status(
     .map_err(Error::StatusPatch)?;
     shared.metrics.status_patched();
     Ok(())
+}
+
+/// Keeps `spec.outputsConfigMap` (checked free or ours by `observe`) filled with the phase and produced ids,
+/// owned by the CloudJob so that it goes with it.
+async fn export_outputs(
+    cj: &CloudJob,
+    status: &CloudJobStatus,
+    shared: &Shared,
+) -> Result<(), Error> {
+    let Some(name) = &cj.spec.outputs_config_map else {
+        return Ok(());
+    };
+    let (Some(namespace), Some(owner)) = (cj.namespace(), cj.controller_owner_ref(&())) else {
+        return Err(Error::MissingNamespace);
+    };
+    let config_map = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace.clone()),
+            owner_references: Some(vec![owner]),
+            ..ObjectMeta::default()
+        },
+        data: Some(outputs_data(cj, status)),
+        ..ConfigMap::default()
+    };
+    let api: Api<ConfigMap> = Api::namespaced(shared.client.clone(), &namespace);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    tokio::time::timeout(
+        API_TIMEOUT,
+        api.patch(name, &params, &Patch::Apply(&config_map)),
+    )
+    .await
+    .map_err(|_| Error::Timeout(API_TIMEOUT))?
+    .map_err(Error::ConfigMap)?;
+    Ok(())
+}
+
+/// The keys of the outputs ConfigMap: identifiers Flux `${var}` substitution and `envFrom` accept.
+fn outputs_data(cj: &CloudJob, status: &CloudJobStatus) -> BTreeMap<String, String> {
+    let outputs = status.outputs.clone().unwrap_or_default();
+    let resource_ids = outputs
+        .resources
+        .iter()
+        .map(|r| r.id.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    [
+        ("jobId", Some(cj.spec.job_id.clone())),
+        ("phase", status.phase.map(|p| p.as_str().to_string())),
+        ("primaryId", outputs.primary_id),
+        ("imageId", outputs.image_id),
+        ("imageName", outputs.image_name),
+        ("volumeId", outputs.volume_id),
+        ("serverId", outputs.server_id),
+        (
+            "resourceIds",
+            Some(resource_ids).filter(|ids| !ids.is_empty()),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| Some((key.to_string(), value?)))
+    .collect()
 }
 
 /// Events are best effort: a failure to publish one is logged, never fails the reconcile.
@@ -264,6 +336,55 @@ mod tests {
             mock::no_more_requests(&mut api).await,
             "nothing after the events"
         );
+    }
+
+    #[tokio::test]
+    async fn the_outputs_config_map_is_written_owned_by_the_cloudjob_before_the_status() {
+        let (ctx, mut api) = mock::context();
+        let mut cj = cloudjob("a");
+        cj.metadata.uid = Some("uid-a".into());
+        cj.spec.outputs_config_map = Some("image-ids".into());
+        let job = JobObservation::from_value(
+            &json!({"status": "SUCCESS", "entities": {"image_id": "img-1", "image_name": "web"}}),
+        )
+        .expect("job");
+        let rules = Rules {
+            poll_mode: PollMode::Adaptive,
+            credentials_grace: std::time::Duration::ZERO,
+        };
+        let now = "2026-01-01T00:00:10Z".parse().expect("ts");
+        let plan = plan::plan(&cj, &Observation::Job(Box::new(job)), now, &rules, 1.0);
+        let task = tokio::spawn({
+            let ctx = ctx.clone();
+            let cj = cj.clone();
+            async move { apply(&cj, &plan, &ctx).await }
+        });
+
+        let (method, uri, body, send) = mock::next_request(&mut api).await;
+        assert_eq!(method, Method::PATCH);
+        assert!(
+            uri.starts_with("/api/v1/namespaces/ns/configmaps/image-ids?"),
+            "{uri}"
+        );
+        assert_eq!(
+            body["data"],
+            json!({"jobId": cj.spec.job_id, "phase": "Succeeded", "primaryId": "img-1",
+                   "imageId": "img-1", "imageName": "web", "resourceIds": "img-1"})
+        );
+        let owner = &body["metadata"]["ownerReferences"][0];
+        assert_eq!(
+            (&owner["kind"], &owner["uid"], &owner["controller"]),
+            (&json!("CloudJob"), &json!("uid-a"), &json!(true))
+        );
+        mock::respond(send, 200, body);
+        let (method, uri, _, send) = mock::next_request(&mut api).await;
+        assert_eq!(method, Method::PATCH);
+        assert!(uri.contains("/cloudjobs/a/status"), "{uri}");
+        mock::respond(send, 200, serde_json::to_value(&cj).expect("json"));
+        let (_, uri, body, send) = mock::next_request(&mut api).await;
+        assert!(uri.contains("/events"), "{uri}");
+        mock::respond(send, 201, body);
+        task.await.expect("apply task").expect("applied");
     }
 
     #[tokio::test]

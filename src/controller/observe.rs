@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{Api, ResourceExt};
 use tracing::info;
 
@@ -90,10 +90,38 @@ async fn poll(cj: &CloudJob, ctx: &Context) -> Result<JobObservation, Stop> {
             .as_ref()
             .map_or_else(CloudError::category, |_| "success"),
     );
-    result.map_err(|e| {
+    let job = result.map_err(|e| {
         info!(error = %e, "poll failed");
         Stop::Problem(Problem::Cloud(e))
-    })
+    })?;
+    check_outputs_config_map(cj, ctx).await?;
+    Ok(job)
+}
+
+/// `spec.outputsConfigMap` must be free or this CloudJob's own: the operator never takes over a ConfigMap
+/// that someone else made.
+async fn check_outputs_config_map(cj: &CloudJob, ctx: &Context) -> Result<(), Stop> {
+    let Some(name) = &cj.spec.outputs_config_map else {
+        return Ok(());
+    };
+    let namespace = cj.namespace().ok_or(Error::MissingNamespace)?;
+    let api: Api<ConfigMap> = Api::namespaced(ctx.shared.client.clone(), &namespace);
+    let existing = tokio::time::timeout(API_TIMEOUT, api.get_opt(name))
+        .await
+        .map_err(|_| Error::Timeout(API_TIMEOUT))?
+        .map_err(Error::ConfigMap)?;
+    let owned = |config_map: &ConfigMap| {
+        config_map
+            .owner_references()
+            .iter()
+            .any(|o| o.controller == Some(true) && Some(&o.uid) == cj.metadata.uid.as_ref())
+    };
+    match existing {
+        Some(config_map) if !owned(&config_map) => {
+            Err(Problem::ConfigMapNotOwned { name: name.clone() }.into())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Credentials from the CloudJob's Secret (never another namespace's), through the cache.

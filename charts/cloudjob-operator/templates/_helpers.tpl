@@ -106,4 +106,9 @@ the per-namespace Roles (namespaced mode). Nothing more: it never changes a Clou
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
+# spec.outputsConfigMap: read to make sure it is free or the CloudJob's own, then written (server-side
+# apply creates or patches it). Never list, update or delete.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "create", "patch"]
 {{- end }}

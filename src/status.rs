@@ -193,7 +193,7 @@ fn apply_observation(status: &mut CloudJobStatus, job: &JobObservation, now: Tim
         // A batch whose sub-jobs partly failed did not produce everything it was asked for.
         JobState::Success if failed_sub_jobs => Phase::Failed,
         JobState::Success => Phase::Succeeded,
-        JobState::Fail => Phase::Failed,
+        JobState::Fail | JobState::Cancelled => Phase::Failed,
     };
     status.phase = Some(phase);
     status.job_status = Some(job.raw_status.clone());
@@ -259,6 +259,13 @@ fn failure(job: &JobObservation) -> (Reason, String) {
             format!(
                 "{} of {} sub-jobs failed ({cause}); the others' resources are in status.outputs",
                 sub.failed, sub.total
+            ),
+        ),
+        _ if job.state == JobState::Cancelled => (
+            Reason::JobCancelled,
+            format!(
+                "the job was cancelled ({}): {cause}; start a new job",
+                job.raw_status
             ),
         ),
         _ => (Reason::JobFailed, format!("the job failed: {cause}")),
@@ -347,6 +354,7 @@ fn explain_cloud_error(e: &CloudError, cj: &CloudJob) -> (Reason, String) {
             format!("{e}; retrying with back-off"),
         ),
         CloudError::Endpoint(_) => (Reason::InvalidEndpoint, format!("{e}; check spec.endpoint")),
+        CloudError::EndpointNotAllowed(_) => (Reason::EndpointNotAllowed, e.to_string()),
         // The request could not be signed: the credentials hold something a header cannot carry.
         CloudError::Signing(_) => (
             Reason::SecretInvalid,

@@ -53,9 +53,11 @@ impl From<Error> for Stop {
 
 async fn poll(cj: &CloudJob, ctx: &Context) -> Result<JobObservation, Stop> {
     let shared = &ctx.shared;
+    let template = shared.config.endpoint_template.as_deref();
+    let base = endpoint::base_url(&cj.spec, template).map_err(Problem::InvalidEndpoint)?;
+    endpoint::check_allowed(&cj.spec, &base, template, &shared.config.allowed_endpoints)
+        .map_err(|e| Problem::Cloud(e.into()))?;
     let credentials = read_credentials(cj, ctx).await?;
-    let base = endpoint::base_url(&cj.spec, shared.config.endpoint_template.as_deref())
-        .map_err(Problem::InvalidEndpoint)?;
     let request = JobRequest {
         base_url: &base,
         project_id: &cj.spec.project_id,
@@ -78,6 +80,7 @@ async fn poll(cj: &CloudJob, ctx: &Context) -> Result<JobObservation, Stop> {
 async fn read_credentials(cj: &CloudJob, ctx: &Context) -> Result<aksk::Credentials, Stop> {
     let namespace = cj.namespace().ok_or(Error::MissingNamespace)?;
     let reference = &cj.spec.credentials_secret_ref;
+    credentials::validate_reference(reference).map_err(Problem::SecretInvalid)?;
     let cache = &ctx.shared.credentials;
     let cached_version = ctx
         .secrets

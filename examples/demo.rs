@@ -475,6 +475,10 @@ async fn start_operator(
         &listen,
         "--endpoint-template",
         &template,
+        // The simulator is on 127.0.0.1, outside the default allow-list of official cloud domains (the
+        // template's host is allowed anyway; this also allows CloudJobs that name it in spec.endpoint).
+        "--allowed-endpoints",
+        "127.0.0.1",
         "--error-backoff-min",
         "1s",
         "--error-backoff-max",

@@ -21,7 +21,9 @@ pub const MAX_SECRET_NAME_LEN: usize = 253;
 pub enum CredentialsError {
     #[error("key {key:?} is missing from Secret {secret:?}")]
     MissingKey { secret: String, key: String },
-    #[error("key {key:?} of Secret {secret:?} is empty, not UTF-8 text, or holds characters a credential cannot have (only visible ASCII)")]
+    #[error(
+        "key {key:?} of Secret {secret:?} is empty, not UTF-8 text, or holds characters a credential cannot have (only visible ASCII)"
+    )]
     Unusable { secret: String, key: String },
     /// The reference itself is malformed (only possible for objects stored under an older, looser CRD):
     /// nothing is requested from the API server with it.
@@ -295,8 +297,11 @@ mod tests {
     #[test]
     fn bad_bytes_inside_a_value_make_the_secret_invalid() {
         for bad in [&b"AK\x01X"[..], b"A K", b"AK\nX", b"\xc3\xa9t\xc3\xa9"] {
-            let err = from_secret(&secret(&[("accessKey", bad), ("secretKey", b"SK")]), &reference())
-                .expect_err("unusable");
+            let err = from_secret(
+                &secret(&[("accessKey", bad), ("secretKey", b"SK")]),
+                &reference(),
+            )
+            .expect_err("unusable");
             assert!(matches!(err, CredentialsError::Unusable { .. }), "{bad:?}");
         }
     }
@@ -304,7 +309,19 @@ mod tests {
     #[test]
     fn references_are_validated_before_anything_is_requested() {
         assert_eq!(validate_reference(&reference()), Ok(()));
-        for name in ["?", "??", "", "a/b", "UPPER", "-a", "a-", "a..b", &"a".repeat(254), "..", "secrets?watch=1"] {
+        for name in [
+            "?",
+            "??",
+            "",
+            "a/b",
+            "UPPER",
+            "-a",
+            "a-",
+            "a..b",
+            &"a".repeat(254),
+            "..",
+            "secrets?watch=1",
+        ] {
             let mut r = reference();
             r.name = name.to_string();
             assert!(validate_reference(&r).is_err(), "{name:?}");
@@ -318,7 +335,10 @@ mod tests {
         r.secret_key_key = Some("a/b".into());
         assert!(matches!(
             validate_reference(&r),
-            Err(CredentialsError::InvalidReference { field: "spec.credentialsSecretRef.secretKeyKey", .. })
+            Err(CredentialsError::InvalidReference {
+                field: "spec.credentialsSecretRef.secretKeyKey",
+                ..
+            })
         ));
         r.secret_key_key = Some("SK_1.x-y".into());
         assert_eq!(validate_reference(&r), Ok(()));

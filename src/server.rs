@@ -136,7 +136,9 @@ mod tests {
     async fn get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
         let mut stream = tokio::net::TcpStream::connect(addr).await?;
         stream
-            .write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
+            )
             .await?;
         let mut answer = String::new();
         stream.read_to_string(&mut answer).await?;
@@ -145,7 +147,9 @@ mod tests {
 
     #[tokio::test]
     async fn idle_connections_beyond_the_limit_are_closed_and_healthz_answers() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let router = router(Arc::new(Metrics::new()), Arc::new(AtomicBool::new(true)));
         let limit = 8;

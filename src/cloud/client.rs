@@ -671,18 +671,38 @@ mod tests {
         let body = br#"{"error_msg":"Incorrect IAM authentication information: verify aksk signature fail, canonicalRequest: GET\n/v1/p/jobs/j/\n\nx-security-token:TOKEN-123\n","error_code":"APIGW.0301","request_id":"r"}"#;
         let err = classify(StatusCode::UNAUTHORIZED, None, body).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("APIGW.0301") && text.contains(UNAUTHORIZED_TEXT), "{text}");
-        assert!(!text.contains("TOKEN-123") && !text.contains("canonical"), "{text}");
-        let redacted = redact_canonical_request("verify aksk signature fail, canonicalRequest: x-security-token:T");
-        assert_eq!(redacted, "verify aksk signature fail, [canonical request redacted]");
+        assert!(
+            text.contains("APIGW.0301") && text.contains(UNAUTHORIZED_TEXT),
+            "{text}"
+        );
+        assert!(
+            !text.contains("TOKEN-123") && !text.contains("canonical"),
+            "{text}"
+        );
+        let redacted = redact_canonical_request(
+            "verify aksk signature fail, canonicalRequest: x-security-token:T",
+        );
+        assert_eq!(
+            redacted,
+            "verify aksk signature fail, [canonical request redacted]"
+        );
     }
 
     #[test]
     fn unrecognised_bodies_are_never_quoted() {
         for (status, body) in [
-            (StatusCode::NOT_FOUND, &b"<html><title>INTERNAL-PAGE</title></html>"[..]),
-            (StatusCode::INTERNAL_SERVER_ERROR, br#"{"message":"INTERNAL-PAGE"}"#),
-            (StatusCode::BAD_REQUEST, br#"{"code":"X","message":"INTERNAL-PAGE"}"#),
+            (
+                StatusCode::NOT_FOUND,
+                &b"<html><title>INTERNAL-PAGE</title></html>"[..],
+            ),
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                br#"{"message":"INTERNAL-PAGE"}"#,
+            ),
+            (
+                StatusCode::BAD_REQUEST,
+                br#"{"code":"X","message":"INTERNAL-PAGE"}"#,
+            ),
             (StatusCode::IM_A_TEAPOT, b"INTERNAL-PAGE"),
         ] {
             let text = classify(status, None, body).unwrap_err().to_string();
@@ -698,7 +718,8 @@ mod tests {
 
     #[test]
     fn redirects_are_errors_without_their_target() {
-        let err = classify(StatusCode::FOUND, None, b"moved to http://169.254.169.254/").unwrap_err();
+        let err =
+            classify(StatusCode::FOUND, None, b"moved to http://169.254.169.254/").unwrap_err();
         assert_eq!(err.category(), "rejected");
         assert!(!err.to_string().contains("169.254"), "{err}");
         assert!(err.to_string().contains("redirect"), "{err}");
@@ -730,7 +751,10 @@ mod tests {
             security_token: Some("TOKVALUE1".into()),
         };
         let body = br#"{"error":{"code":"X.1","message":"AKVALUE1 SKVALUE1 TOKVALUE1"}}"#;
-        let err = scrub(classify(StatusCode::FORBIDDEN, None, body).unwrap_err(), &creds);
+        let err = scrub(
+            classify(StatusCode::FORBIDDEN, None, body).unwrap_err(),
+            &creds,
+        );
         let text = err.to_string();
         for secret in ["AKVALUE1", "SKVALUE1", "TOKVALUE1"] {
             assert!(!text.contains(secret), "{text}");

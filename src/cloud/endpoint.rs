@@ -108,7 +108,8 @@ impl FromStr for HostPattern {
             return Ok(HostPattern::Official);
         }
         if let Some((addr, bits)) = p.split_once('/') {
-            let addr = parse_ip(addr).ok_or_else(|| format!("invalid endpoint pattern {raw:?}: not an IP network"))?;
+            let addr = parse_ip(addr)
+                .ok_or_else(|| format!("invalid endpoint pattern {raw:?}: not an IP network"))?;
             let max = if addr.is_ipv4() { 32 } else { 128 };
             return match bits.parse::<u8>() {
                 Ok(bits) if bits <= max => Ok(HostPattern::Net(addr, bits)),
@@ -125,10 +126,13 @@ impl FromStr for HostPattern {
         let label_ok = |l: &str| {
             !l.is_empty()
                 && l.len() <= 63
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         };
         if name.len() > 253 || !name.split('.').all(label_ok) {
-            return bad("expected *, official, a host name, *.domain, an IP address or a CIDR network");
+            return bad(
+                "expected *, official, a host name, *.domain, an IP address or a CIDR network",
+            );
         }
         Ok(if suffix {
             HostPattern::Suffix(format!(".{name}"))
@@ -146,9 +150,7 @@ fn parse_ip(raw: &str) -> Option<IpAddr> {
 /// IPv4-mapped IPv6 addresses (`::ffff:127.0.0.1`) are their IPv4 address.
 fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     }
 }
@@ -157,16 +159,27 @@ impl HostPattern {
     /// Whether the pattern matches `host`; `explicit` tells whether it may also match a sensitive host.
     fn matches(&self, host: &CheckedHost) -> bool {
         match (self, host) {
-            (HostPattern::Any, _) => host.sensitive.is_none(),
-            (HostPattern::Official, CheckedHost { name: Some(name), .. }) => {
-                OFFICIAL_ENDPOINT_PATTERNS
-                    .iter()
-                    .any(|p| name.ends_with(p.trim_start_matches('*')))
-            }
-            (HostPattern::Suffix(suffix), CheckedHost { name: Some(name), .. }) => {
-                name.ends_with(suffix.as_str())
-            }
-            (HostPattern::Name(want), CheckedHost { name: Some(name), .. }) => want == name,
+            (HostPattern::Any, _) => host.sensitive.is_none() && !host.short,
+            (
+                HostPattern::Official,
+                CheckedHost {
+                    name: Some(name), ..
+                },
+            ) => OFFICIAL_ENDPOINT_PATTERNS
+                .iter()
+                .any(|p| name.ends_with(p.trim_start_matches('*'))),
+            (
+                HostPattern::Suffix(suffix),
+                CheckedHost {
+                    name: Some(name), ..
+                },
+            ) => name.ends_with(suffix.as_str()),
+            (
+                HostPattern::Name(want),
+                CheckedHost {
+                    name: Some(name), ..
+                },
+            ) => want == name,
             (HostPattern::Ip(want), CheckedHost { ip: Some(ip), .. }) => want == ip,
             (HostPattern::Net(net, bits), CheckedHost { ip: Some(ip), .. }) => {
                 in_network(*ip, *net, *bits)
@@ -196,6 +209,9 @@ struct CheckedHost {
     name: Option<String>,
     ip: Option<IpAddr>,
     sensitive: Option<&'static str>,
+    /// `service` or `service.namespace`: the pod's DNS search domains may resolve it to a cluster
+    /// service, so `*` does not allow it.
+    short: bool,
 }
 
 impl CheckedHost {
@@ -205,6 +221,7 @@ impl CheckedHost {
                 let name = name.trim_end_matches('.').to_ascii_lowercase();
                 CheckedHost {
                     sensitive: sensitive_name(&name),
+                    short: name.split('.').count() < 3,
                     name: Some(name),
                     ip: None,
                 }
@@ -217,6 +234,7 @@ impl CheckedHost {
     fn ip(ip: IpAddr) -> CheckedHost {
         CheckedHost {
             name: None,
+            short: false,
             ip: Some(ip),
             sensitive: Some(sensitive_ip(ip).unwrap_or("an IP address instead of a host name")),
         }
@@ -243,10 +261,6 @@ fn sensitive_name(name: &str) -> Option<&'static str> {
     if INTERNAL_SUFFIXES.iter().any(|s| name.ends_with(s)) {
         return Some("a cluster-internal name");
     }
-    // `service` or `service.namespace` resolve through the pod's DNS search domains to cluster services.
-    if name.split('.').count() < 3 {
-        return Some("a short name that the pod's DNS search domains may resolve to a cluster service");
-    }
     None
 }
 
@@ -259,7 +273,8 @@ fn sensitive_ip(ip: IpAddr) -> Option<&'static str> {
 }
 
 fn sensitive_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    let net = |a: [u8; 4], bits: u8| in_network(IpAddr::V4(ip), IpAddr::V4(Ipv4Addr::from(a)), bits);
+    let net =
+        |a: [u8; 4], bits: u8| in_network(IpAddr::V4(ip), IpAddr::V4(Ipv4Addr::from(a)), bits);
     if ip.is_loopback() {
         Some("a loopback address")
     } else if ip.is_link_local() {
@@ -349,7 +364,9 @@ impl AllowList {
 
 /// Why `spec.endpoint` is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("spec.endpoint host {host:?} is not allowed ({why}); the operator only calls endpoints on its allow-list ({allowed}). Use the cloud's official endpoint (leave spec.endpoint unset), or ask the operator's administrator to add this host to --allowed-endpoints")]
+#[error(
+    "spec.endpoint host {host:?} is not allowed ({why}); the operator only calls endpoints on its allow-list ({allowed}). Use the cloud's official endpoint (leave spec.endpoint unset), or ask the operator's administrator to add this host to --allowed-endpoints"
+)]
 pub struct NotAllowed {
     pub host: String,
     pub why: String,
@@ -388,10 +405,11 @@ pub fn check_allowed(
     }
     Err(NotAllowed {
         host: crate::cloud::model::bounded(&host.to_string(), 253),
-        why: checked
-            .sensitive
-            .unwrap_or("not on the allow-list")
-            .to_string(),
+        why: match (checked.sensitive, checked.short) {
+            (Some(why), _) => why.to_string(),
+            (None, true) => "not on the allow-list; `*` does not cover a short name, which the pod's DNS search domains may resolve to a cluster service".into(),
+            (None, false) => "not on the allow-list".into(),
+        },
         allowed: allowed.describe(),
     })
 }
@@ -566,9 +584,12 @@ mod tests {
             ("http://192.168.1.1/", "private"),
             ("http://localhost/", "loopback"),
             ("http://kubernetes/", "Kubernetes API"),
-            ("http://kubernetes.default.svc.cluster.local./", "Kubernetes API"),
+            (
+                "http://kubernetes.default.svc.cluster.local./",
+                "Kubernetes API",
+            ),
             ("http://metrics.monitoring.svc/", "cluster-internal"),
-            ("http://my-service.my-namespace/", "search domains"),
+            ("http://my-service.my-namespace/", "allow-list"),
             ("http://metadata.google.internal/", "cluster-internal"),
         ] {
             let err = allowed("*", endpoint).expect_err(endpoint);
@@ -578,14 +599,26 @@ mod tests {
         assert_eq!(allowed("127.0.0.1", "http://2130706433:9000/"), Ok(()));
         assert_eq!(allowed("127.0.0.0/8", "http://127.0.0.2/"), Ok(()));
         assert_eq!(allowed("::1", "http://[::1]:8080/"), Ok(()));
-        assert_eq!(allowed("*.svc.cluster.local", "http://proxy.ops.svc.cluster.local/"), Ok(()));
+        assert_eq!(
+            allowed("*.svc.cluster.local", "http://proxy.ops.svc.cluster.local/"),
+            Ok(())
+        );
         assert!(allowed("127.0.0.1", "http://127.0.0.2/").is_err());
         // `*` allows public names, not public IP literals.
         assert_eq!(allowed("*", "https://api.example.com/"), Ok(()));
         assert!(allowed("*", "http://8.8.8.8/").is_err());
         assert_eq!(allowed("8.8.8.8", "http://8.8.8.8/"), Ok(()));
-        assert_eq!(allowed("official,*.example.com", "https://a.b.example.com/"), Ok(()));
-        assert_eq!(allowed("official,*.example.com", "https://ims.eu-de.otc.t-systems.com/"), Ok(()));
+        assert_eq!(
+            allowed("official,*.example.com", "https://a.b.example.com/"),
+            Ok(())
+        );
+        assert_eq!(
+            allowed(
+                "official,*.example.com",
+                "https://ims.eu-de.otc.t-systems.com/"
+            ),
+            Ok(())
+        );
     }
 
     #[test]

@@ -271,8 +271,7 @@ pub fn error_code(value: &Value) -> Option<String> {
     };
     text(code, MAX_NAME_LEN).filter(|c| {
         c.len() <= 64
-            && c
-                .chars()
+            && c.chars()
                 .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'))
     })
 }
@@ -460,7 +459,12 @@ fn produced_resources(entities: &Value, sub_jobs: &[&Value]) -> Vec<ProducedReso
         .into_iter()
         .flatten()
     {
-        found.add("image", text(result.get("image_id"), MAX_ID_LEN), None, None);
+        found.add(
+            "image",
+            text(result.get("image_id"), MAX_ID_LEN),
+            None,
+            None,
+        );
     }
     for data_image in entities
         .get("__data_images")
@@ -799,7 +803,11 @@ mod tests {
             }
         });
         let bytes = serde_json::to_vec(&body).expect("json");
-        assert!(bytes.len() > 3 * 1024 * 1024 && bytes.len() < 4 * 1024 * 1024, "{}", bytes.len());
+        assert!(
+            bytes.len() > 3 * 1024 * 1024 && bytes.len() < 4 * 1024 * 1024,
+            "{}",
+            bytes.len()
+        );
         bytes
     }
 
@@ -807,13 +815,34 @@ mod tests {
     fn a_hostile_answer_is_bounded_in_what_it_keeps_and_the_status_stays_small() {
         let cj = crate::test_support::cloudjob("hostile");
         let mut largest = 0;
-        for status in ["RUNNING", "SUCCESS", "FAIL", "\u{1}".repeat(10_000).as_str()] {
+        for status in [
+            "RUNNING",
+            "SUCCESS",
+            "FAIL",
+            "\u{1}".repeat(10_000).as_str(),
+        ] {
             let job = JobObservation::parse(&hostile_body(status)).expect("a job");
-            assert!(job.resources.len() <= MAX_RESOURCES, "{}", job.resources.len());
+            assert!(
+                job.resources.len() <= MAX_RESOURCES,
+                "{}",
+                job.resources.len()
+            );
             assert!(job.raw_status.len() <= MAX_STATUS_LEN);
-            assert!(job.job_type.as_ref().is_some_and(|t| t.len() <= MAX_NAME_LEN));
-            assert!(job.current_task.as_ref().is_some_and(|t| t.len() <= MAX_NAME_LEN));
-            assert!(job.fail_reason.as_ref().is_none_or(|t| t.len() <= MAX_MESSAGE_LEN));
+            assert!(
+                job.job_type
+                    .as_ref()
+                    .is_some_and(|t| t.len() <= MAX_NAME_LEN)
+            );
+            assert!(
+                job.current_task
+                    .as_ref()
+                    .is_some_and(|t| t.len() <= MAX_NAME_LEN)
+            );
+            assert!(
+                job.fail_reason
+                    .as_ref()
+                    .is_none_or(|t| t.len() <= MAX_MESSAGE_LEN)
+            );
             let sub = job.sub_jobs.as_ref().expect("sub-jobs");
             assert_eq!(sub.total, 3000, "every sub-job is counted");
             assert_eq!(sub.items.len(), crate::crd::MAX_LISTED_SUB_JOBS);
@@ -838,8 +867,10 @@ mod tests {
             .map(|i| json!({"status": "SUCCESS", "entities": {"server_id": format!("s{}", i % 50_000)}}))
             .collect();
         let started = std::time::Instant::now();
-        let job = JobObservation::from_value(&json!({"status": "SUCCESS", "entities": {"sub_jobs": sub_jobs}}))
-            .expect("job");
+        let job = JobObservation::from_value(
+            &json!({"status": "SUCCESS", "entities": {"sub_jobs": sub_jobs}}),
+        )
+        .expect("job");
         assert_eq!(job.resources.len(), MAX_RESOURCES);
         let ids: HashSet<_> = job.resources.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids.len(), MAX_RESOURCES, "no duplicates");

@@ -214,6 +214,9 @@ impl Operator {
             .arg("run")
             .arg("--listen-address")
             .arg(format!("127.0.0.1:{metrics_port}"))
+            // The simulator (and the tests' own servers) live on 127.0.0.1, which the default allow-list
+            // refuses: allow it explicitly, as a private-cloud install would allow its endpoints.
+            .args(["--allowed-endpoints", "127.0.0.1"])
             .args(extra_args)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,cloudjob_operator=debug,kube=warn")

@@ -81,6 +81,8 @@ impl OperatorProcess {
             .arg("run")
             .arg("--listen-address")
             .arg(format!("127.0.0.1:{metrics_port}"))
+            // The simulators are on 127.0.0.1, outside the default endpoint allow-list.
+            .args(["--allowed-endpoints", "127.0.0.1"])
             .args(args)
             .env("KUBECONFIG", kubeconfig)
             // Issue 6 measures the operator as deployed: warnings only, no per-poll logging cost.

@@ -458,6 +458,13 @@ async fn no_credential_reaches_logs_events_status_or_metrics_on_any_problem_path
         ("status and events", everything_visible(&env, &ns).await),
         ("metrics", metrics),
     ];
+    // The gateway's 401 echoes the canonical request (it holds the token): never passed on, nor logged.
+    for (what, text) in &outputs {
+        assert!(
+            !text.contains("canonicalRequest"),
+            "the gateway's echo of the canonical request appears in the {what}"
+        );
+    }
     for secret in [AK, SK, TOKEN, WRONG_SK] {
         for needle in [secret.to_string(), b64(secret.as_bytes())] {
             for (what, text) in &outputs {

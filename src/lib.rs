@@ -58,6 +58,8 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
     let cloud = CloudClient::new(&ClientSettings {
         rate_limit: config.rate_limit,
         burst: config.rate_limit_burst,
+        allowed_endpoints: config.allowed_endpoints.clone(),
+        endpoint_template: config.endpoint_template.clone(),
         ..ClientSettings::default()
     })
     .context("cannot build the HTTP client")?;

@@ -118,6 +118,10 @@ pub struct ClientSettings {
     pub burst: NonZeroU32,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
+    /// Which internal addresses a resolved name may lead to (see [`endpoint::AllowList::may_connect`]).
+    pub allowed_endpoints: endpoint::AllowList,
+    /// `--endpoint-template`, whose host may resolve to an internal address.
+    pub endpoint_template: Option<String>,
 }
 
 impl Default for ClientSettings {
@@ -127,6 +131,8 @@ impl Default for ClientSettings {
             burst: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
+            allowed_endpoints: endpoint::AllowList::default(),
+            endpoint_template: None,
         }
     }
 }
@@ -153,6 +159,11 @@ impl CloudClient {
             // A redirect would send the signed headers (X-Security-Token included) to wherever the
             // endpoint points, past the allow-list: a 3xx is an error instead.
             .redirect(reqwest::redirect::Policy::none())
+            // A name that passed the allow-list must not lead to an internal address either.
+            .dns_resolver(Arc::new(GuardedResolver {
+                allowed: settings.allowed_endpoints.clone(),
+                template: settings.endpoint_template.clone(),
+            }))
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
@@ -209,6 +220,37 @@ impl CloudClient {
             classify_for(status, retry_after, &body, &job_id)
         };
         result.map_err(|e| scrub(e, creds))
+    }
+}
+
+/// The system resolver, without the internal addresses the allow-list does not name (DNS rebinding, or a
+/// public name pointing at the metadata service).
+struct GuardedResolver {
+    allowed: endpoint::AllowList,
+    template: Option<String>,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        let allowed = self.allowed.clone();
+        let template = self.template.clone();
+        Box::pin(async move {
+            let found: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let kept: Vec<std::net::SocketAddr> = found
+                .iter()
+                .copied()
+                .filter(|a| allowed.may_connect(&host, a.ip(), template.as_deref()))
+                .collect();
+            if kept.is_empty() && !found.is_empty() {
+                return Err(format!(
+                    "{host} resolves only to internal addresses that --allowed-endpoints does not name"
+                )
+                .into());
+            }
+            Ok(Box::new(kept.into_iter()) as reqwest::dns::Addrs)
+        })
     }
 }
 
@@ -759,5 +801,26 @@ mod tests {
         for secret in ["AKVALUE1", "SKVALUE1", "TOKVALUE1"] {
             assert!(!text.contains(secret), "{text}");
         }
+    }
+
+    #[tokio::test]
+    async fn names_resolving_to_internal_addresses_are_not_connected_to() {
+        use reqwest::dns::Resolve as _;
+        let resolve = |list: &str| {
+            GuardedResolver {
+                allowed: endpoint::AllowList::parse(list).expect("list"),
+                template: None,
+            }
+            .resolve("localhost".parse().expect("name"))
+        };
+        assert!(
+            resolve("*").await.is_err(),
+            "localhost is 127.0.0.1: refused"
+        );
+        let addrs: Vec<_> = resolve("localhost")
+            .await
+            .expect("named explicitly")
+            .collect();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()) && !addrs.is_empty());
     }
 }

@@ -360,6 +360,72 @@ impl AllowList {
     fn allows(&self, host: &CheckedHost) -> bool {
         self.patterns.iter().any(|p| p.matches(host))
     }
+
+    /// Whether a connection to `ip`, an address `name` resolved to, may be made: a public address always;
+    /// an internal one (loopback, link-local, private...) only when a pattern names that address, or names
+    /// the host itself explicitly (not `official`, not `*`), or the host is the one `template` names. So a
+    /// public name that points at the metadata service or a cluster address is still refused.
+    pub fn may_connect(&self, name: &str, ip: IpAddr, template: Option<&str>) -> bool {
+        let ip = canonical_ip(ip);
+        if sensitive_ip(ip).is_none() {
+            return true;
+        }
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let by_address = CheckedHost::ip(ip);
+        let by_name = CheckedHost {
+            name: Some(name.clone()),
+            ip: None,
+            sensitive: None,
+            short: false,
+        };
+        self.patterns.iter().any(|p| match p {
+            HostPattern::Ip(_) | HostPattern::Net(..) => p.matches(&by_address),
+            HostPattern::Name(_) | HostPattern::Suffix(_) => p.matches(&by_name),
+            HostPattern::Any | HostPattern::Official => false,
+        }) || template
+            .and_then(template_host)
+            .is_some_and(|t| host_glob(&t, &name))
+    }
+}
+
+/// The host part of an endpoint template, placeholders kept (`{service}.proxy.example`).
+fn template_host(template: &str) -> Option<String> {
+    let rest = template.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => host.split(':').next()?,
+    };
+    Some(host.trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// Whether `name` matches a template host, where `{service}` and `{region}` stand for any characters but
+/// `.`.
+fn host_glob(pattern: &str, name: &str) -> bool {
+    let pattern = pattern.replace("{service}", "*").replace("{region}", "*");
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    // Classic wildcard matching with one backtracking point; `*` never crosses a dot.
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ni));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == n[ni] {
+            pi += 1;
+            ni += 1;
+        } else if let Some((sp, sn)) = star
+            && n[sn] != '.'
+        {
+            star = Some((sp, sn + 1));
+            pi = sp + 1;
+            ni = sn + 1;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// Why `spec.endpoint` is refused.
@@ -656,5 +722,43 @@ mod tests {
         }
         assert!(AllowList::parse("ok.example.com,http://x").is_err());
         assert_eq!(AllowList::parse(""), Ok(AllowList::default()));
+    }
+
+    #[test]
+    fn resolved_internal_addresses_need_an_explicit_name_or_address() {
+        let metadata: IpAddr = "169.254.169.254".parse().expect("ip");
+        let public: IpAddr = "80.158.0.1".parse().expect("ip");
+        let list = |l: &str| AllowList::parse(l).expect("list");
+        // An official name (or `*`) pointing at an internal address is refused; public addresses pass.
+        assert!(!list("official").may_connect("ims.eu-de.otc.t-systems.com", metadata, None));
+        assert!(!list("*").may_connect("evil.example.com", metadata, None));
+        assert!(list("official").may_connect("ims.eu-de.otc.t-systems.com", public, None));
+        // Named explicitly, by host or by address, or through the template, it is the admin's choice.
+        assert!(list("*.svc.cluster.local").may_connect(
+            "proxy.ops.svc.cluster.local",
+            "10.0.0.5".parse().expect("ip"),
+            None
+        ));
+        assert!(list("10.0.0.0/8").may_connect(
+            "proxy.example.com",
+            "10.0.0.5".parse().expect("ip"),
+            None
+        ));
+        assert!(list("official").may_connect(
+            "ims.proxy.internal",
+            "10.0.0.5".parse().expect("ip"),
+            Some("http://{service}.proxy.internal:8080/x")
+        ));
+        assert!(!list("official").may_connect(
+            "a.b.proxy.internal",
+            "10.0.0.5".parse().expect("ip"),
+            Some("http://{service}.proxy.internal:8080/x")
+        ));
+        assert!(host_glob("{service}.{region}.example", "ims.eu-de.example"));
+        assert!(!host_glob("{service}.example", "example"));
+        assert_eq!(
+            template_host("https://u@[::1]:80/p").as_deref(),
+            Some("::1")
+        );
     }
 }

@@ -117,6 +117,17 @@ pub struct RunArgs {
     #[arg(long, env = "CLOUDJOB_ERROR_BACKOFF_MAX", default_value = "5m", value_parser = duration::parse)]
     pub error_backoff_max: Duration,
 
+    /// How long a missing or unusable credentials Secret, or credentials the cloud rejects, read as
+    /// Reconciling (retried) before the CloudJob reads as Stalled; spec.credentialsGracePeriodSeconds
+    /// overrides it per CloudJob.
+    #[arg(long, env = "CLOUDJOB_CREDENTIALS_GRACE_PERIOD", default_value = "5m", value_parser = duration::parse)]
+    pub credentials_grace_period: Duration,
+
+    /// Every CloudJob is reconciled again this often, whatever the watch said (a safety net for a lost
+    /// trigger; finished and unchanged CloudJobs cost no API call).
+    #[arg(long, env = "CLOUDJOB_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_positive_duration)]
+    pub resync_interval: Duration,
+
     /// Endpoint for CloudJobs without spec.endpoint, with {service} and {region} placeholders
     /// (e.g. a private cloud, a proxy, or the simulator: http://127.0.0.1:8443/{service}).
     #[arg(long, env = "CLOUDJOB_ENDPOINT_TEMPLATE")]
@@ -146,6 +157,13 @@ pub enum PollModeArg {
     Fixed,
 }
 
+fn parse_positive_duration(raw: &str) -> Result<Duration, String> {
+    match duration::parse(raw)? {
+        Duration::ZERO => Err(format!("{raw:?} must be more than zero")),
+        positive => Ok(positive),
+    }
+}
+
 impl RunArgs {
     /// The library's configuration from these flags.
     pub fn config(&self) -> Config {
@@ -168,6 +186,8 @@ impl RunArgs {
             allowed_endpoints: AllowList::new(self.allowed_endpoints.clone()),
             error_backoff_min: self.error_backoff_min,
             error_backoff_max: self.error_backoff_max.max(self.error_backoff_min),
+            credentials_grace_period: self.credentials_grace_period,
+            resync_interval: self.resync_interval,
             rate_limit: self.rate_limit,
             rate_limit_burst: self.rate_limit_burst,
             listen_address: Some(self.listen_address),

@@ -15,6 +15,10 @@ pub const DEFAULT_RATE_LIMIT_BURST: NonZeroU32 = NonZeroU32::new(10).expect("non
 pub const DEFAULT_ERROR_BACKOFF_MIN: Duration = Duration::from_secs(2);
 /// Default longest delay before retrying a job whose poll failed.
 pub const DEFAULT_ERROR_BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Default time a credentials problem reads as Reconciling before Stalled (`--credentials-grace-period`).
+pub const DEFAULT_CREDENTIALS_GRACE_PERIOD: Duration = Duration::from_secs(300);
+/// Default time between two reconciles of every CloudJob (a safety net for lost triggers).
+pub const DEFAULT_RESYNC_INTERVAL: Duration = Duration::from_secs(600);
 /// Default seconds a leader's lease lasts without renewal (controller-runtime's default).
 pub const DEFAULT_LEASE_SECONDS: u64 = 15;
 
@@ -35,6 +39,12 @@ pub struct Config {
     /// Shortest and longest delay after a failed poll or reconcile; the delay doubles with each failure.
     pub error_backoff_min: Duration,
     pub error_backoff_max: Duration,
+    /// How long a missing or unusable credentials Secret, or rejected credentials, read as Reconciling
+    /// before Stalled; `spec.credentialsGracePeriodSeconds` overrides it per CloudJob.
+    pub credentials_grace_period: Duration,
+    /// Every CloudJob is reconciled again this often, whatever the watch said: a safety net for a lost
+    /// trigger. Finished and unchanged CloudJobs cost no API call.
+    pub resync_interval: Duration,
     /// Cloud requests per second per endpoint (scheme, host, port), shared by all CloudJobs.
     pub rate_limit: NonZeroU32,
     /// Requests that may go out at once above the steady rate.
@@ -67,6 +77,8 @@ impl Default for Config {
             allowed_endpoints: AllowList::default(),
             error_backoff_min: DEFAULT_ERROR_BACKOFF_MIN,
             error_backoff_max: DEFAULT_ERROR_BACKOFF_MAX,
+            credentials_grace_period: DEFAULT_CREDENTIALS_GRACE_PERIOD,
+            resync_interval: DEFAULT_RESYNC_INTERVAL,
             rate_limit: DEFAULT_RATE_LIMIT,
             rate_limit_burst: DEFAULT_RATE_LIMIT_BURST,
             listen_address: None,

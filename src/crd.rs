@@ -7,7 +7,13 @@
 // duplicated attributes.
 #![allow(clippy::duplicated_attributes)]
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::{
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+        CustomResourceDefinition, JSON, JSONSchemaProps, JSONSchemaPropsOrArray,
+        JSONSchemaPropsOrBool,
+    },
+    apimachinery::pkg::apis::meta::v1::{Condition, Time},
+};
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -31,8 +37,7 @@ pub const MAX_LISTED_SUB_JOBS: usize = 50;
     version = "v1alpha1",
     kind = "CloudJob",
     plural = "cloudjobs",
-    // `cj` is also batch/v1 CronJob's short name, which kubectl prefers; `cjob` is unambiguous.
-    shortname = "cj",
+    // Not `cj`: that is batch/v1 CronJob's short name, which kubectl always prefers.
     shortname = "cjob",
     category = "cloud",
     namespaced,
@@ -137,6 +142,14 @@ pub struct CloudJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub active_deadline_seconds: Option<i64>,
+
+    /// Seconds a missing or unusable credentials Secret, or rejected credentials, are reported as a
+    /// problem being retried (Reconciling) before the CloudJob reads as Stalled: Secrets made by External
+    /// Secrets or Sealed Secrets arrive a little after the manifests that use them, and keys get rotated.
+    /// Overrides the operator's --credentials-grace-period (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub credentials_grace_period_seconds: Option<i64>,
 }
 
 /// The cloud service whose jobs API is polled.
@@ -276,6 +289,9 @@ pub struct CloudJobStatus {
     /// The last `cloudjob.io/reconcile-requested-at` annotation value acted upon.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
+    /// When the problem named by the Ready condition's reason was first seen; absent while there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem_since: Option<Time>,
     /// Ready, Reconciling, Stalled, Complete and Failed, as kstatus, Flux, Argo CD and batch/v1 Job read them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
@@ -400,8 +416,61 @@ pub struct SubJobStatus {
 }
 
 /// The CRD as YAML, exactly as committed under `crds/` and the chart.
+/// The CRD as installed: the one generated from the Rust types, with `status` defaulted so that a CloudJob
+/// no operator has observed yet reads as in progress (kstatus treats an object without
+/// `observedGeneration` and conditions as Current, that is, done), and with descriptions unwrapped so
+/// that `kubectl explain` does not break sentences at the source's line ends.
+pub fn crd() -> CustomResourceDefinition {
+    let mut crd = CloudJob::crd();
+    for version in &mut crd.spec.versions {
+        let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        else {
+            continue;
+        };
+        unwrap_descriptions(schema);
+        if let Some(status) = schema.properties.as_mut().and_then(|p| p.get_mut("status")) {
+            status.default = Some(JSON(serde_json::json!({ "observedGeneration": -1 })));
+        }
+    }
+    crd
+}
+
 pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
-    serde_yaml::to_string(&CloudJob::crd())
+    serde_yaml::to_string(&crd())
+}
+
+/// Joins the lines of each paragraph of every description in `schema`, keeping blank-line paragraph breaks.
+fn unwrap_descriptions(schema: &mut JSONSchemaProps) {
+    if let Some(description) = schema.description.as_mut() {
+        *description = description
+            .split("\n\n")
+            .map(|paragraph| paragraph.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join("\n\n");
+    }
+    let children = schema
+        .properties
+        .iter_mut()
+        .flat_map(|p| p.values_mut())
+        .chain(schema.items.iter_mut().filter_map(|items| match items {
+            JSONSchemaPropsOrArray::Schema(s) => Some(s.as_mut()),
+            JSONSchemaPropsOrArray::Schemas(_) => None,
+        }))
+        .chain(
+            schema
+                .additional_properties
+                .iter_mut()
+                .filter_map(|a| match a {
+                    JSONSchemaPropsOrBool::Schema(s) => Some(s.as_mut()),
+                    JSONSchemaPropsOrBool::Bool(_) => None,
+                }),
+        );
+    for child in children {
+        unwrap_descriptions(child);
+    }
 }
 
 #[cfg(test)]
@@ -423,10 +492,68 @@ mod tests {
 
     #[test]
     fn crd_has_status_subresource_short_name_and_cel_rules() {
-        let json = serde_json::to_string(&CloudJob::crd()).expect("CRD serializes");
-        assert!(json.contains("\"shortNames\":[\"cj\",\"cjob\"]"));
+        let json = serde_json::to_string(&crd()).expect("CRD serializes");
+        assert!(
+            json.contains("\"shortNames\":[\"cjob\"]"),
+            "no `cj`: CronJob owns it"
+        );
+        assert!(json.contains("\"categories\":[\"cloud\"]"));
         assert!(json.contains("\"status\":{}"));
         assert!(json.contains("self == oldSelf"));
         assert!(json.contains("x-kubernetes-validations"));
+    }
+}
+
+#[cfg(test)]
+mod installed_crd_tests {
+    use super::*;
+
+    fn schema() -> JSONSchemaProps {
+        crd().spec.versions[0]
+            .schema
+            .clone()
+            .and_then(|s| s.open_api_v3_schema)
+            .expect("schema")
+    }
+
+    #[test]
+    fn an_unobserved_cloudjob_defaults_to_a_stale_observed_generation() {
+        let status = schema().properties.expect("properties")["status"].clone();
+        assert_eq!(
+            status.default,
+            Some(JSON(serde_json::json!({"observedGeneration": -1})))
+        );
+    }
+
+    #[test]
+    fn descriptions_keep_sentences_on_one_line() {
+        let yaml = crd_yaml().expect("yaml");
+        let json: serde_json::Value = serde_yaml::from_str(&yaml).expect("parses");
+        let mut descriptions = Vec::new();
+        collect_descriptions(&json, &mut descriptions);
+        assert!(descriptions.len() > 30, "{}", descriptions.len());
+        for d in descriptions {
+            assert!(
+                !d.replace("\n\n", "").contains('\n'),
+                "a description breaks mid-paragraph: {d:?}"
+            );
+        }
+    }
+
+    fn collect_descriptions(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, child) in map {
+                    match (key.as_str(), child) {
+                        ("description", serde_json::Value::String(d)) => out.push(d.clone()),
+                        _ => collect_descriptions(child, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => {
+                items.iter().for_each(|i| collect_descriptions(i, out))
+            }
+            _ => {}
+        }
     }
 }

@@ -162,8 +162,10 @@ pub fn from_secret(
     })
 }
 
-/// Parsed credentials by (namespace, Secret name), valid while the Secret's resourceVersion is unchanged,
-/// so that a poll does not cost an API server read of the Secret.
+/// Parsed credentials by (namespace, Secret name), so that a poll does not cost an API server read of the
+/// Secret. Only Secrets a CloudJob reads are kept. An entry is trusted until the Secret watch reports a
+/// new resourceVersion or a deletion of that Secret; the periodic resync empties the cache, which bounds
+/// how long a change missed in a watch gap can go unseen.
 #[derive(Clone, Default)]
 pub struct CredentialCache {
     entries: Arc<Mutex<HashMap<(String, String), CachedCredentials>>>,
@@ -177,17 +179,12 @@ struct CachedCredentials {
 }
 
 impl CredentialCache {
-    /// Cached credentials for the Secret at this resourceVersion, read with the same keys.
-    pub fn get(
-        &self,
-        namespace: &str,
-        reference: &SecretReference,
-        resource_version: &str,
-    ) -> Option<aksk::Credentials> {
+    /// Cached credentials for the Secret, read with the same keys.
+    pub fn get(&self, namespace: &str, reference: &SecretReference) -> Option<aksk::Credentials> {
         let entries = self.entries.lock().ok()?;
         entries
             .get(&(namespace.to_string(), reference.name.clone()))
-            .filter(|c| c.resource_version == resource_version && &c.reference == reference)
+            .filter(|c| &c.reference == reference)
             .map(|c| c.credentials.clone())
     }
 
@@ -210,10 +207,33 @@ impl CredentialCache {
         }
     }
 
+    /// The watch saw the Secret at `resource_version`: a cached entry of another version is dropped.
+    /// Returns whether one was.
+    pub fn observe(&self, namespace: &str, name: &str, resource_version: &str) -> bool {
+        let Ok(mut entries) = self.entries.lock() else {
+            return false;
+        };
+        let key = (namespace.to_string(), name.to_string());
+        let stale = entries
+            .get(&key)
+            .is_some_and(|c| c.resource_version != resource_version);
+        if stale {
+            entries.remove(&key);
+        }
+        stale
+    }
+
     /// Forgets a Secret (deleted, or no longer readable).
     pub fn remove(&self, namespace: &str, name: &str) {
         if let Ok(mut entries) = self.entries.lock() {
             entries.remove(&(namespace.to_string(), name.to_string()));
+        }
+    }
+
+    /// Forgets every Secret.
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
         }
     }
 }
@@ -345,7 +365,7 @@ mod tests {
     }
 
     #[test]
-    fn cache_is_keyed_by_resource_version() {
+    fn a_cached_secret_is_dropped_when_the_watch_sees_another_version_or_its_deletion() {
         let cache = CredentialCache::default();
         let creds = aksk::Credentials {
             access_key: "A".into(),
@@ -353,9 +373,19 @@ mod tests {
             security_token: None,
         };
         cache.insert("ns", &reference(), "1".into(), creds.clone());
-        assert_eq!(cache.get("ns", &reference(), "1"), Some(creds));
-        assert_eq!(cache.get("ns", &reference(), "2"), None);
+        assert_eq!(cache.get("ns", &reference(),), Some(creds.clone()));
+        assert!(!cache.observe("ns", "creds", "1"), "same version: kept");
+        assert!(
+            !cache.observe("ns", "other", "9"),
+            "not cached: nothing to drop"
+        );
+        assert!(cache.observe("ns", "creds", "2"), "new version: dropped");
+        assert_eq!(cache.get("ns", &reference()), None);
+        let mut other_keys = reference();
+        other_keys.access_key_key = Some("ak".into());
+        cache.insert("ns", &reference(), "2".into(), creds);
+        assert_eq!(cache.get("ns", &other_keys), None, "read with other keys");
         cache.remove("ns", "creds");
-        assert_eq!(cache.get("ns", &reference(), "1"), None);
+        assert_eq!(cache.get("ns", &reference()), None);
     }
 }

@@ -282,7 +282,11 @@ mod tests {
             message: "429".into(),
             retry_after: None,
         });
-        let throttled = Outcome::Problem(&problem);
+        let throttled = Outcome::Problem {
+            problem: &problem,
+            since: "2026-01-01T00:00:00Z".parse().expect("ts"),
+            handling: crate::status::Handling::Retry,
+        };
         let s1 = step(&s0, throttled);
         assert_eq!(reasons(&transition_events(&s0, &s1)), ["Throttled"]);
         let s2 = step(&s1, throttled);

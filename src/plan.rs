@@ -16,7 +16,8 @@ use crate::{
     credentials::CredentialsError,
     events::{self, EventSpec},
     poll::{self, PollMode},
-    status::{self, Outcome},
+    reason::Reason,
+    status::{self, Handling, Outcome, condition},
 };
 
 /// What reconcile learned of the job.
@@ -45,6 +46,30 @@ pub enum Problem {
 }
 
 impl Problem {
+    /// The condition reason this problem is reported with.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Problem::SecretNotFound => Reason::SecretNotFound,
+            Problem::SecretInvalid(_) => Reason::SecretInvalid,
+            Problem::InvalidEndpoint(_) => Reason::InvalidEndpoint,
+            Problem::Cloud(e) => match e {
+                CloudError::Throttled { .. } => Reason::Throttled,
+                CloudError::Unauthorized { .. } => Reason::AuthenticationFailed,
+                CloudError::Forbidden { .. } => Reason::Forbidden,
+                CloudError::NotFound { .. } => Reason::JobNotFound,
+                CloudError::Rejected { .. } => Reason::RequestRejected,
+                CloudError::Unavailable { .. } | CloudError::Transport(_) => {
+                    Reason::CloudUnavailable
+                }
+                CloudError::InvalidResponse(_) => Reason::InvalidResponse,
+                CloudError::Endpoint(_) => Reason::InvalidEndpoint,
+                CloudError::EndpointNotAllowed(_) => Reason::EndpointNotAllowed,
+                // The credentials hold something a request header cannot carry.
+                CloudError::Signing(_) => Reason::SecretInvalid,
+            },
+        }
+    }
+
     /// How long the cloud asked us to wait, if it said.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -58,6 +83,8 @@ impl Problem {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Rules {
     pub poll_mode: PollMode,
+    /// How long a credentials problem reads as Reconciling before Stalled, unless the CloudJob says.
+    pub credentials_grace: Duration,
 }
 
 /// What to do after this reconcile.
@@ -150,12 +177,25 @@ fn decide(
             (status, Next::Poll(delay))
         }
         Observation::Problem(problem) => past_deadline(cj).unwrap_or_else(|| {
-            let status = status::next_status(cj, &Outcome::Problem(problem), now);
+            let since = problem_since(cj, problem.reason()).unwrap_or(now);
+            let handling = handling(cj, problem.reason(), since, now, rules);
+            // Look again when the grace period ends, so that the problem reads as Stalled on time.
+            let until_stalled = match handling {
+                Handling::Grace { stalls_at } => {
+                    Duration::try_from(stalls_at.duration_since(now)).ok()
+                }
+                _ => None,
+            };
+            let outcome = Outcome::Problem {
+                problem,
+                since,
+                handling,
+            };
             let next = Next::Retry {
                 after: problem.retry_after(),
-                at_most: remaining,
+                at_most: [remaining, until_stalled].into_iter().flatten().min(),
             };
-            (status, next)
+            (status::next_status(cj, &outcome, now), next)
         }),
         // Only when a caller skipped a poll the plan needed: change nothing and look again soon.
         Observation::Skipped => past_deadline(cj).unwrap_or_else(|| {
@@ -165,6 +205,44 @@ fn decide(
             };
             (status::bookkeeping(cj), next)
         }),
+    }
+}
+
+/// When the problem with `reason` started, if the CloudJob already reports it.
+fn problem_since(cj: &CloudJob, reason: Reason) -> Option<Timestamp> {
+    let status = cj.status.as_ref()?;
+    let ready = status::find(status, condition::READY)?;
+    (ready.reason == reason.as_str()).then_some(status.problem_since.as_ref()?.0)
+}
+
+/// Whether a problem reads as retrying, as a credentials problem in its grace period, or as Stalled.
+fn handling(
+    cj: &CloudJob,
+    reason: Reason,
+    since: Timestamp,
+    now: Timestamp,
+    rules: &Rules,
+) -> Handling {
+    if reason.is_credentials_problem() {
+        let grace = cj
+            .spec
+            .credentials_grace_period_seconds
+            .and_then(|s| u64::try_from(s).ok())
+            .map_or(rules.credentials_grace, Duration::from_secs);
+        let stalls_at = jiff::SignedDuration::try_from(grace)
+            .ok()
+            .and_then(|g| since.checked_add(g).ok())
+            .unwrap_or(Timestamp::MAX);
+        return if now >= stalls_at {
+            Handling::Stall
+        } else {
+            Handling::Grace { stalls_at }
+        };
+    }
+    if reason.is_lasting_problem() {
+        Handling::Stall
+    } else {
+        Handling::Retry
     }
 }
 
@@ -203,15 +281,13 @@ impl Deadline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        crd::RECONCILE_REQUESTED_ANNOTATION, reason::Reason, status::condition,
-        test_support::cloudjob,
-    };
+    use crate::{crd::RECONCILE_REQUESTED_ANNOTATION, test_support::cloudjob};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use serde_json::json;
 
     const RULES: Rules = Rules {
         poll_mode: PollMode::Adaptive,
+        credentials_grace: Duration::ZERO,
     };
 
     fn created() -> Timestamp {
@@ -451,8 +527,156 @@ mod tests {
         }
     }
 
+    fn secret_missing() -> Observation {
+        Observation::Problem(Problem::SecretNotFound)
+    }
+
+    fn condition_of<'a>(status: &'a CloudJobStatus, type_: &str) -> Option<(&'a str, &'a str)> {
+        status::find(status, type_).map(|c| (c.status.as_str(), c.reason.as_str()))
+    }
+
     #[test]
-    fn a_throttled_message_says_when_it_retries() {
+    fn a_credentials_problem_reads_as_reconciling_until_its_grace_period_ends() {
+        let rules = Rules {
+            credentials_grace: Duration::from_secs(300),
+            ..RULES
+        };
+        let cj = cloudjob("a");
+        let first = plan(&cj, &secret_missing(), at(10), &rules, 1.0);
+        assert_eq!(
+            condition_of(&first.status, condition::RECONCILING),
+            Some(("True", "SecretNotFound"))
+        );
+        assert_eq!(condition_of(&first.status, condition::STALLED), None);
+        assert_eq!(
+            first.status.problem_since,
+            Some(Time(at(10))),
+            "the problem's start is kept in status"
+        );
+        // Retried no later than the end of the grace period, so that it reads as Stalled on time.
+        assert_eq!(
+            first.next,
+            Next::Retry {
+                after: None,
+                at_most: Some(Duration::from_secs(300))
+            }
+        );
+        let cj = with_status(cj, first.status.clone());
+        let later = plan(&cj, &secret_missing(), at(200), &rules, 1.0);
+        assert_eq!(
+            later.status, first.status,
+            "retries in the grace period write nothing"
+        );
+        assert!(later.events.is_empty());
+        let stalled = plan(&cj, &secret_missing(), at(310), &rules, 1.0);
+        assert_eq!(
+            condition_of(&stalled.status, condition::STALLED),
+            Some(("True", "SecretNotFound"))
+        );
+        assert_eq!(condition_of(&stalled.status, condition::RECONCILING), None);
+        assert_eq!(stalled.status.problem_since, Some(Time(at(10))));
+    }
+
+    #[test]
+    fn the_cloudjob_can_shorten_or_lengthen_the_grace_period() {
+        let rules = Rules {
+            credentials_grace: Duration::from_secs(300),
+            ..RULES
+        };
+        let mut cj = cloudjob("a");
+        cj.spec.credentials_grace_period_seconds = Some(0);
+        let p = plan(&cj, &secret_missing(), at(1), &rules, 1.0);
+        assert_eq!(
+            condition_of(&p.status, condition::STALLED),
+            Some(("True", "SecretNotFound"))
+        );
+        cj.spec.credentials_grace_period_seconds = Some(3600);
+        let p = plan(&cj, &secret_missing(), at(1000), &rules, 1.0);
+        assert_eq!(condition_of(&p.status, condition::STALLED), None);
+    }
+
+    #[test]
+    fn problems_that_need_a_person_stall_at_once_and_passing_ones_retry() {
+        let rules = Rules {
+            credentials_grace: Duration::from_secs(300),
+            ..RULES
+        };
+        let not_found = Observation::Problem(Problem::Cloud(CloudError::NotFound {
+            status: 404,
+            code: "IMG.0024".into(),
+            message: "not found".into(),
+        }));
+        let p = plan(&cloudjob("a"), &not_found, at(1), &rules, 1.0);
+        assert_eq!(
+            condition_of(&p.status, condition::STALLED),
+            Some(("True", "JobNotFound"))
+        );
+        let p = plan(&cloudjob("a"), &throttled(None), at(1), &rules, 1.0);
+        assert_eq!(
+            condition_of(&p.status, condition::RECONCILING),
+            Some(("True", "ProgressingWithRetry"))
+        );
+        assert_eq!(condition_of(&p.status, condition::STALLED), None);
+    }
+
+    #[test]
+    fn a_new_problem_restarts_the_clock_and_recovery_clears_it() {
+        let rules = Rules {
+            credentials_grace: Duration::from_secs(300),
+            ..RULES
+        };
+        let cj = cloudjob("a");
+        let missing = plan(&cj, &secret_missing(), at(10), &rules, 1.0);
+        let cj = with_status(cj, missing.status);
+        let rejected = Observation::Problem(Problem::Cloud(CloudError::Unauthorized {
+            code: "APIGW.0301".into(),
+            message: "canonical request GET /v1/... x-sdk-date:20260101T000100Z".into(),
+        }));
+        let p = plan(&cj, &rejected, at(100), &rules, 1.0);
+        assert_eq!(p.status.problem_since, Some(Time(at(100))));
+        let ready = status::find(&p.status, condition::READY).expect("Ready");
+        assert!(
+            !ready.message.contains("x-sdk-date"),
+            "no echoed request in status: {}",
+            ready.message
+        );
+        let cj = with_status(cj, p.status);
+        let recovered = plan(
+            &cj,
+            &job(json!({"status": "RUNNING"})),
+            at(120),
+            &rules,
+            1.0,
+        );
+        assert_eq!(recovered.status.problem_since, None);
+        assert_eq!(reasons(&recovered), ["Started", "Recovered"]);
+    }
+
+    #[test]
+    fn repeated_throttling_with_changing_retry_after_writes_status_once() {
+        let cj = cloudjob("a");
+        let first = plan(
+            &cj,
+            &throttled(Some(Duration::from_secs(2))),
+            at(1),
+            &RULES,
+            1.0,
+        );
+        let cj = with_status(cj, first.status.clone());
+        for (i, seconds) in [5, 30, 1, 600].into_iter().enumerate() {
+            let again = plan(
+                &cj,
+                &throttled(Some(Duration::from_secs(seconds))),
+                at(10 + i as i64),
+                &RULES,
+                1.0,
+            );
+            assert_eq!(again.status, first.status, "Retry-After {seconds}");
+        }
+    }
+
+    #[test]
+    fn a_throttled_message_says_how_it_retries() {
         let p = plan(
             &cloudjob("a"),
             &throttled(Some(Duration::from_secs(3))),
@@ -461,7 +685,7 @@ mod tests {
             1.0,
         );
         let ready = status::find(&p.status, condition::READY).expect("Ready");
-        assert!(ready.message.contains("after 3 s"), "{}", ready.message);
+        assert!(ready.message.contains("Retry-After"), "{}", ready.message);
     }
 
     #[test]

@@ -72,6 +72,16 @@ impl Reason {
         )
     }
 
+    /// A problem with the credentials, which often fixes itself shortly (a Secret created by External
+    /// Secrets or Sealed Secrets a few seconds after the CloudJob, keys being rotated): it reads as
+    /// Reconciling for a grace period before it reads as Stalled.
+    pub fn is_credentials_problem(self) -> bool {
+        matches!(
+            self,
+            Reason::SecretNotFound | Reason::SecretInvalid | Reason::AuthenticationFailed
+        )
+    }
+
     /// A passing problem: retried with back-off while the CloudJob keeps reading as Reconciling.
     pub fn is_transient_problem(self) -> bool {
         matches!(

@@ -38,12 +38,28 @@ pub mod condition {
 pub enum Outcome<'a> {
     /// The cloud answered with the job.
     Observed(&'a JobObservation),
-    /// The job could not be read.
-    Problem(&'a Problem),
+    /// The job could not be read, since `since`; `handling` is what the plan decided to make of it.
+    Problem {
+        problem: &'a Problem,
+        since: Timestamp,
+        handling: Handling,
+    },
     /// Polling is paused by annotation.
     Paused,
     /// `spec.activeDeadlineSeconds` has passed.
     DeadlineExceeded { seconds: i64 },
+}
+
+/// How a problem reads, as the plan decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handling {
+    /// Passing trouble, retried: Reconciling with ProgressingWithRetry (kstatus InProgress).
+    Retry,
+    /// A credentials problem within its grace period: Reconciling with the problem as reason; Stalled if it
+    /// persists past `stalls_at`.
+    Grace { stalls_at: Timestamp },
+    /// Needs a person: Stalled (kstatus Failed). Still retried with back-off, and clears when fixed.
+    Stall,
 }
 
 /// The status the CloudJob should have after `outcome`, starting from its current status.
@@ -51,6 +67,8 @@ pub enum Outcome<'a> {
 pub fn next_status(cj: &CloudJob, outcome: &Outcome<'_>, now: Timestamp) -> CloudJobStatus {
     let mut status = bookkeeping(cj);
     let generation = cj.metadata.generation;
+    // Only a problem keeps it (set again below).
+    status.problem_since = None;
     let conditions = Conditions { generation, now };
     match outcome {
         Outcome::Observed(job) => {
@@ -110,27 +128,42 @@ pub fn next_status(cj: &CloudJob, outcome: &Outcome<'_>, now: Timestamp) -> Clou
                 }
             }
         }
-        Outcome::Problem(problem) => {
+        Outcome::Problem {
+            problem,
+            since,
+            handling,
+        } => {
             let (reason, message) = explain(problem, cj);
-            let (reason, message) = (&reason, &message);
             if status.phase.is_none() || status.phase == Some(Phase::Paused) {
                 status.phase = Some(Phase::Pending);
             }
-            conditions.set(&mut status, condition::READY, false, *reason, message);
-            if reason.is_lasting_problem() {
-                conditions.set(&mut status, condition::STALLED, true, *reason, message);
-                remove(&mut status, condition::RECONCILING);
-            } else {
-                // Passing trouble: still working on it, with retries (kstatus: InProgress, not Failed).
-                let retrying = format!("retrying: {message}");
-                conditions.set_reason(
-                    &mut status,
-                    condition::RECONCILING,
-                    true,
-                    "ProgressingWithRetry",
-                    &retrying,
-                );
-                remove(&mut status, condition::STALLED);
+            status.problem_since = Some(time(*since));
+            conditions.set(&mut status, condition::READY, false, reason, &message);
+            match handling {
+                Handling::Stall => {
+                    conditions.set(&mut status, condition::STALLED, true, reason, &message);
+                    remove(&mut status, condition::RECONCILING);
+                }
+                Handling::Grace { stalls_at } => {
+                    let waiting = format!(
+                        "{message}; retrying, and reported as Stalled if this persists past {}",
+                        time(*stalls_at).0
+                    );
+                    conditions.set(&mut status, condition::RECONCILING, true, reason, &waiting);
+                    remove(&mut status, condition::STALLED);
+                }
+                Handling::Retry => {
+                    // Passing trouble: still working on it (kstatus: InProgress, not Failed).
+                    let retrying = format!("retrying: {message}");
+                    conditions.set_reason(
+                        &mut status,
+                        condition::RECONCILING,
+                        true,
+                        "ProgressingWithRetry",
+                        &retrying,
+                    );
+                    remove(&mut status, condition::STALLED);
+                }
             }
         }
         Outcome::Paused => {
@@ -287,79 +320,62 @@ fn progress_message(job: &JobObservation) -> String {
 fn explain(problem: &Problem, cj: &CloudJob) -> (Reason, String) {
     let reference = &cj.spec.credentials_secret_ref;
     let secret = &reference.name;
-    match problem {
-        Problem::SecretNotFound => (
-            Reason::SecretNotFound,
-            format!(
-                "Secret {secret:?} not found in namespace {:?}: create it with the keys {} and {}; the job is polled as soon as it exists",
-                cj.metadata.namespace.as_deref().unwrap_or_default(),
-                reference
-                    .access_key_key
-                    .as_deref()
-                    .unwrap_or(credentials::DEFAULT_ACCESS_KEY_KEY),
-                reference
-                    .secret_key_key
-                    .as_deref()
-                    .unwrap_or(credentials::DEFAULT_SECRET_KEY_KEY),
-            ),
+    let message = match problem {
+        Problem::SecretNotFound => format!(
+            "Secret {secret:?} not found in namespace {:?}: create it with the keys {} and {}; the job is polled as soon as it exists",
+            cj.metadata.namespace.as_deref().unwrap_or_default(),
+            reference
+                .access_key_key
+                .as_deref()
+                .unwrap_or(credentials::DEFAULT_ACCESS_KEY_KEY),
+            reference
+                .secret_key_key
+                .as_deref()
+                .unwrap_or(credentials::DEFAULT_SECRET_KEY_KEY),
         ),
-        Problem::SecretInvalid(e) => (
-            Reason::SecretInvalid,
-            format!("{e}: fix the Secret or spec.credentialsSecretRef's key names"),
-        ),
-        Problem::InvalidEndpoint(e) => (
-            Reason::InvalidEndpoint,
-            format!("{e}; fix spec.endpoint (or the operator's --endpoint-template)"),
-        ),
+        Problem::SecretInvalid(e) => {
+            format!("{e}: fix the Secret or spec.credentialsSecretRef's key names")
+        }
+        Problem::InvalidEndpoint(e) => {
+            format!("{e}; fix spec.endpoint (or the operator's --endpoint-template)")
+        }
         Problem::Cloud(e) => explain_cloud_error(e, cj),
-    }
+    };
+    (problem.reason(), message)
 }
 
-fn explain_cloud_error(e: &CloudError, cj: &CloudJob) -> (Reason, String) {
+fn explain_cloud_error(e: &CloudError, cj: &CloudJob) -> String {
     let secret = &cj.spec.credentials_secret_ref.name;
     match e {
+        // No per-request data (the Retry-After value, the gateway's echo of the signed request) goes into
+        // a message: each retry would rewrite status. It is in the operator's log.
         CloudError::Throttled { retry_after, .. } => {
-            let when = retry_after.map_or("with back-off".to_string(), |d| {
-                format!("after {} s (Retry-After)", d.as_secs())
-            });
-            (Reason::Throttled, format!("{e}; retrying {when}"))
+            let when = if retry_after.is_some() {
+                "when the cloud's Retry-After allows"
+            } else {
+                "with back-off"
+            };
+            format!("{e}; retrying {when}")
         }
-        CloudError::Unauthorized { .. } => (
-            Reason::AuthenticationFailed,
-            format!("{e}; check the access key and secret key in Secret {secret:?}"),
+        CloudError::Unauthorized { code, .. } => format!(
+            "the cloud API rejected the credentials (HTTP 401 {code}); check the access key and secret key in Secret {secret:?}"
         ),
-        CloudError::Forbidden { .. } => (
-            Reason::Forbidden,
-            format!(
-                "{e}; check that the credentials in Secret {secret:?} may read jobs of project {:?}",
-                cj.spec.project_id
-            ),
+        CloudError::Forbidden { .. } => format!(
+            "{e}; check that the credentials in Secret {secret:?} may read jobs of project {:?}",
+            cj.spec.project_id
         ),
-        CloudError::NotFound { .. } => (
-            Reason::JobNotFound,
-            format!(
-                "{e}; check spec.jobId, spec.projectId, spec.service and spec.region (the cloud deletes jobs about a day after they finish)"
-            ),
+        CloudError::NotFound { .. } => format!(
+            "{e}; check spec.jobId, spec.projectId, spec.service and spec.region (the cloud deletes jobs about a day after they finish)"
         ),
-        CloudError::Rejected { .. } => (
-            Reason::RequestRejected,
-            format!("{e}; check the CloudJob's spec"),
-        ),
-        CloudError::Unavailable { .. } | CloudError::Transport(_) => (
-            Reason::CloudUnavailable,
-            format!("{e}; retrying with back-off"),
-        ),
-        CloudError::InvalidResponse(_) => (
-            Reason::InvalidResponse,
-            format!("{e}; retrying with back-off"),
-        ),
-        CloudError::Endpoint(_) => (Reason::InvalidEndpoint, format!("{e}; check spec.endpoint")),
-        CloudError::EndpointNotAllowed(_) => (Reason::EndpointNotAllowed, e.to_string()),
-        // The request could not be signed: the credentials hold something a header cannot carry.
-        CloudError::Signing(_) => (
-            Reason::SecretInvalid,
-            format!("{e}; check the keys in Secret {secret:?}"),
-        ),
+        CloudError::Rejected { .. } => format!("{e}; check the CloudJob's spec"),
+        CloudError::Unavailable { .. }
+        | CloudError::Transport(_)
+        | CloudError::InvalidResponse(_) => {
+            format!("{e}; retrying with back-off")
+        }
+        CloudError::Endpoint(_) => format!("{e}; check spec.endpoint"),
+        CloudError::EndpointNotAllowed(_) => e.to_string(),
+        CloudError::Signing(_) => format!("{e}; check the keys in Secret {secret:?}"),
     }
 }
 
@@ -580,7 +596,15 @@ mod tests {
     #[test]
     fn lasting_problem_is_stalled_and_clears_when_fixed() {
         let cj = cloudjob("a");
-        let s = next_status(&cj, &Outcome::Problem(&Problem::SecretNotFound), now());
+        let s = next_status(
+            &cj,
+            &Outcome::Problem {
+                problem: &Problem::SecretNotFound,
+                since: now(),
+                handling: Handling::Stall,
+            },
+            now(),
+        );
         assert_eq!(s.phase, Some(Phase::Pending));
         assert_eq!(
             cond(&s, condition::STALLED),
@@ -605,11 +629,15 @@ mod tests {
         );
         let s = next_status(
             &cj,
-            &Outcome::Problem(&Problem::Cloud(CloudError::Throttled {
-                code: "APIGW.0308".into(),
-                message: "429".into(),
-                retry_after: None,
-            })),
+            &Outcome::Problem {
+                problem: &Problem::Cloud(CloudError::Throttled {
+                    code: "APIGW.0308".into(),
+                    message: "429".into(),
+                    retry_after: None,
+                }),
+                since: now(),
+                handling: Handling::Retry,
+            },
             now(),
         );
         assert_eq!(s.phase, Some(Phase::Running));

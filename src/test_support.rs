@@ -24,6 +24,7 @@ pub fn cloudjob(name: &str) -> CloudJob {
             },
             polling: None,
             active_deadline_seconds: None,
+            credentials_grace_period_seconds: None,
         },
     );
     cj.metadata = ObjectMeta {

@@ -3,6 +3,8 @@
 
 mod common;
 
+use futures::TryStreamExt as _;
+use kube::runtime::WatchStreamExt as _;
 use std::time::Duration;
 
 use cloudjob_operator::crd::Phase;
@@ -15,7 +17,107 @@ use kube::{
 };
 use serde_json::json;
 
-const FAST_RETRIES: &[&str] = &["--error-backoff-min", "300ms", "--error-backoff-max", "2s"];
+/// Quick retries, and credentials problems Stalled at once (no grace period), as these tests assert.
+const FAST_RETRIES: &[&str] = &[
+    "--error-backoff-min",
+    "300ms",
+    "--error-backoff-max",
+    "2s",
+    "--credentials-grace-period",
+    "0s",
+];
+
+/// With the default grace period a Secret that arrives a few seconds late (External Secrets, Sealed Secrets)
+/// never makes the CloudJob read as Stalled (kstatus Failed), which would fail a Helm 4 or Flux release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_secret_that_arrives_late_is_retried_in_its_grace_period_and_never_stalls() {
+    let env = Env::start().await;
+    let operator = Operator::start(
+        &env.cp,
+        &["--error-backoff-min", "300ms", "--error-backoff-max", "2s"],
+    )
+    .await;
+    let ns = env.namespace("grace").await;
+    let job = env
+        .sim
+        .create_job(
+            JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(2.0),
+        )
+        .expect("job");
+    // Every status the API server stores for the CloudJob, seen through a watch (no write is missed).
+    let every_status = tokio::spawn({
+        let api = env.cloudjobs(&ns);
+        async move {
+            let config = kube::runtime::watcher::Config::default().fields("metadata.name=late");
+            let mut seen = Vec::new();
+            let mut stream = std::pin::pin!(kube::runtime::watcher(api, config).applied_objects());
+            while let Some(cj) = stream.try_next().await.expect("watch") {
+                let status = cj.status.unwrap_or_default();
+                let done = status.phase == Some(Phase::Succeeded);
+                seen.push(status);
+                if done {
+                    break;
+                }
+            }
+            seen
+        }
+    });
+    let mut manifest = env.cloudjob_manifest("late", "ims", &job.job_id);
+    manifest["spec"]["credentialsSecretRef"]["name"] = "arrives-later".into();
+    env.create_cloudjob_from(&ns, manifest).await;
+
+    let waiting = env
+        .wait_status(
+            &operator,
+            &ns,
+            "late",
+            "Reconciling with SecretNotFound",
+            |s| condition_is(s, "Reconciling", "True", "SecretNotFound"),
+        )
+        .await;
+    assert!(
+        condition(&waiting, "Stalled").is_none(),
+        "not Stalled in the grace period"
+    );
+    assert!(condition_is(&waiting, "Ready", "False", "SecretNotFound"));
+    let message = &condition(&waiting, "Reconciling")
+        .expect("reconciling")
+        .message;
+    assert!(
+        message.contains("arrives-later") && message.contains("Stalled if this persists past"),
+        "the message says what to create and when it stalls: {message}"
+    );
+    assert!(waiting.problem_since.is_some());
+
+    env.secret(&ns, "arrives-later", AK, SK).await;
+    let done = env
+        .wait_status(
+            &operator,
+            &ns,
+            "late",
+            "Succeeded after the Secret appeared",
+            |s| s.phase == Some(Phase::Succeeded),
+        )
+        .await;
+    assert!(condition(&done, "Stalled").is_none());
+    assert!(done.problem_since.is_none(), "the problem cleared");
+    let seen = every_status.await.expect("watch task");
+    assert!(seen.len() >= 3, "saw the writes: {seen:?}");
+    assert!(
+        seen.iter().all(|s| condition(s, "Stalled").is_none()),
+        "never Stalled: {seen:#?}"
+    );
+    let stalled_events = env
+        .events_for(&ns, "late")
+        .await
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("SecretNotFound"))
+        .count();
+    assert_eq!(
+        stalled_events, 1,
+        "one warning for the problem, not one per retry"
+    );
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_missing_secret_stalls_and_the_job_finishes_once_the_secret_exists() {

@@ -392,7 +392,6 @@ pub fn signed_headers(
         .as_str()
         .parse()
         .map_err(|e: http::uri::InvalidUri| CloudError::Signing(e.to_string()))?;
-    let now = chrono::DateTime::from_timestamp(now.as_second(), 0).unwrap_or_default();
     aksk::sign(creds, &Method::GET, &uri, &mut headers, b"", now)
         .map_err(|e| CloudError::Signing(e.to_string()))?;
     Ok(headers)

@@ -1,11 +1,16 @@
 //! Apply: carries a plan out. Writes the status (server-side apply, one field manager) only when it
 //! differs from the one the CloudJob has, then publishes the plan's events.
 
+use std::{collections::HashMap, sync::Mutex};
+
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
     core::error_boundary::InvalidObject,
-    runtime::events::{Event, EventType, Recorder},
+    runtime::{
+        events::{Event, EventType, Recorder},
+        reflector::ObjectRef,
+    },
 };
 use tracing::warn;
 
@@ -29,10 +34,66 @@ pub async fn apply(cj: &CloudJob, plan: &Plan, ctx: &Context) -> Result<(), Erro
         return Ok(());
     }
     patch_status(cj, &plan.status, &ctx.shared).await?;
+    ctx.shared.last_written.remember(cj, &plan.status);
     for event in &plan.events {
         publish(cj, event, &ctx.shared).await;
     }
     Ok(())
+}
+
+/// The status this operator last wrote for each CloudJob (by uid, so that a CloudJob deleted and created
+/// again under the same name starts afresh), until the watch shows it or the CloudJob is gone.
+#[derive(Default)]
+pub struct LastWritten {
+    by_object: Mutex<HashMap<ObjectRef<WatchedCloudJob>, Written>>,
+}
+
+struct Written {
+    uid: Option<String>,
+    status: CloudJobStatus,
+}
+
+impl LastWritten {
+    fn remember(&self, cj: &CloudJob, status: &CloudJobStatus) {
+        if let Ok(mut by_object) = self.by_object.lock() {
+            let written = Written {
+                uid: cj.uid(),
+                status: status.clone(),
+            };
+            by_object.insert(super::reconcile::object_ref(cj), written);
+        }
+    }
+
+    /// `cj` with the status last written for it, when the cached object does not show that status yet.
+    /// Once the cache has caught up the entry is dropped: the cache is the truth again.
+    pub fn fresher_than_cache(
+        &self,
+        cj: &CloudJob,
+        object: &ObjectRef<WatchedCloudJob>,
+    ) -> Option<CloudJob> {
+        let mut by_object = self.by_object.lock().ok()?;
+        let written = by_object.get(object)?;
+        if written.uid != cj.uid() || cj.status.as_ref() == Some(&written.status) {
+            by_object.remove(object);
+            return None;
+        }
+        let mut fresher = cj.clone();
+        fresher.status = Some(written.status.clone());
+        Some(fresher)
+    }
+
+    pub fn forget(&self, object: &ObjectRef<WatchedCloudJob>) {
+        if let Ok(mut by_object) = self.by_object.lock() {
+            by_object.remove(object);
+        }
+    }
+
+    /// Keeps only the entries of objects for which `keep` is true.
+    pub fn retain(&self, keep: impl Fn(&ObjectRef<WatchedCloudJob>) -> bool) {
+        if let Ok(mut by_object) = self.by_object.lock() {
+            by_object.retain(|object, _| keep(object));
+        }
+    }
 }
 
 /// Tells about a CloudJob that cannot be decoded, in the log and (best effort) in a Warning event: it is
@@ -112,5 +173,121 @@ async fn publish_to(
     match published {
         Ok(()) => shared.metrics.event_published(spec.warning, reason),
         Err(e) => warn!(reason, error = %e, "cannot publish event"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        cloud::model::JobObservation,
+        controller::mock,
+        plan::{self, Observation, Rules},
+        poll::PollMode,
+        test_support::cloudjob,
+    };
+    use http::Method;
+    use serde_json::json;
+
+    /// The plan after seeing `cj`'s job running with a task: status Running, events Started and TaskChanged.
+    fn running(cj: &CloudJob) -> Plan {
+        let job = JobObservation::from_value(
+            &json!({"status": "RUNNING", "entities": {"current_task": "CopyData"}}),
+        )
+        .expect("job");
+        let rules = Rules {
+            poll_mode: PollMode::Adaptive,
+            credentials_grace: std::time::Duration::ZERO,
+        };
+        let now = "2026-01-01T00:00:10Z".parse().expect("ts");
+        plan::plan(cj, &Observation::Job(Box::new(job)), now, &rules, 1.0)
+    }
+
+    fn with_status(mut cj: CloudJob, status: &CloudJobStatus) -> CloudJob {
+        cj.status = Some(status.clone());
+        cj
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_status_is_neither_written_nor_announced() {
+        let (ctx, mut api) = mock::context();
+        let cj = cloudjob("a");
+        let cj = with_status(cj.clone(), &running(&cj).status);
+        let again = running(&cj);
+        assert!(again.events.is_empty());
+        apply(&cj, &again, &ctx).await.expect("nothing to do");
+        drop(ctx);
+        assert!(
+            api.next_request().await.is_none(),
+            "no request reached the API server"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_changed_status_is_patched_first_then_its_events_are_published_in_order() {
+        let (ctx, mut api) = mock::context();
+        let cj = cloudjob("a");
+        let plan = running(&cj);
+        let written = with_status(cj.clone(), &plan.status);
+        let task = tokio::spawn({
+            let ctx = ctx.clone();
+            async move { apply(&cj, &plan, &ctx).await }
+        });
+
+        let (method, uri, body, send) = mock::next_request(&mut api).await;
+        assert_eq!(method, Method::PATCH);
+        assert!(
+            uri.starts_with("/apis/cloudjob.io/v1alpha1/namespaces/ns/cloudjobs/a/status?"),
+            "{uri}"
+        );
+        assert!(uri.contains("fieldManager=cloudjob-operator") && uri.contains("force=true"));
+        assert_eq!(body["status"]["phase"], "Running");
+        assert_eq!(body["status"]["currentTask"], "CopyData");
+        mock::respond(send, 200, serde_json::to_value(&written).expect("json"));
+
+        for expected in ["Started", "TaskChanged"] {
+            let (method, uri, body, send) = mock::next_request(&mut api).await;
+            assert_eq!(method, Method::POST);
+            assert!(
+                uri.starts_with("/apis/events.k8s.io/v1/namespaces/ns/events"),
+                "{uri}"
+            );
+            assert_eq!(body["reason"], expected);
+            assert_eq!(body["type"], "Normal");
+            assert_eq!(body["regarding"]["name"], "a");
+            mock::respond(send, 201, body);
+        }
+        task.await.expect("apply task").expect("applied");
+        drop(ctx);
+        assert!(
+            api.next_request().await.is_none(),
+            "nothing after the events"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_status_write_is_an_error_and_announces_nothing() {
+        let (ctx, mut api) = mock::context();
+        let cj = cloudjob("a");
+        let plan = running(&cj);
+        let task = tokio::spawn({
+            let ctx = ctx.clone();
+            async move { apply(&cj, &plan, &ctx).await }
+        });
+        let (method, _, _, send) = mock::next_request(&mut api).await;
+        assert_eq!(method, Method::PATCH);
+        mock::respond(
+            send,
+            500,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                   "message": "etcdserver: request timed out", "reason": "InternalError", "code": 500}),
+        );
+        let result = task.await.expect("apply task");
+        assert!(matches!(result, Err(Error::StatusPatch(_))), "{result:?}");
+        drop(ctx);
+        assert!(
+            api.next_request().await.is_none(),
+            "no event for a status that was not written"
+        );
     }
 }

@@ -44,6 +44,7 @@ use crate::{
 };
 
 pub use apply::FIELD_MANAGER;
+use apply::LastWritten;
 use reconcile::Backoffs;
 
 /// A CloudJob as the watch delivers it: decoded, or the metadata and error of one that does not decode,
@@ -66,6 +67,7 @@ pub struct Shared {
     rules: Rules,
     credentials: CredentialCache,
     backoffs: Backoffs,
+    last_written: LastWritten,
 }
 
 impl Shared {
@@ -87,6 +89,7 @@ impl Shared {
             metrics,
             rules: Rules {
                 poll_mode: config.poll_mode,
+                credentials_grace: config.credentials_grace_period,
             },
             backoffs: Backoffs::new(
                 config.error_backoff_min,
@@ -94,14 +97,28 @@ impl Shared {
             ),
             config,
             credentials: CredentialCache::default(),
+            last_written: LastWritten::default(),
         }
+    }
+
+    /// Drops what is kept for a CloudJob that is gone.
+    fn forget(&self, object: &ObjectRef<WatchedCloudJob>) {
+        self.backoffs.forget(object);
+        self.last_written.forget(object);
+    }
+
+    /// Drops what is kept for every CloudJob for which `alive` is false, and every cached Secret (read
+    /// again on the next poll that needs it).
+    fn prune(&self, alive: impl Fn(&ObjectRef<WatchedCloudJob>) -> bool) {
+        self.backoffs.retain(&alive);
+        self.last_written.retain(&alive);
+        self.credentials.clear();
     }
 }
 
-/// Per-namespace context: the shared state plus that scope's Secret metadata cache.
+/// What a reconcile gets.
 pub struct Context {
     shared: Arc<Shared>,
-    secrets: Store<PartialObjectMeta<Secret>>,
 }
 
 /// Runs one controller per watched namespace (or one for all namespaces) until a shutdown signal.
@@ -147,12 +164,12 @@ async fn run_scope(
     }
     let forget = shared.clone();
     // managedFields are the largest part of an object and never read here: drop them before caching.
-    let job_stream = watcher(jobs, job_watch)
+    let job_stream = with_own_backoff(watcher(jobs, job_watch))
         .modify(|cj: &mut WatchedCloudJob| cj.managed_fields_mut().clear())
         .map_ok(move |event| {
-            // A deleted CloudJob is never reconciled again: drop its back-off state.
+            // A deleted CloudJob is never reconciled again: drop what is kept for it.
             if let watcher::Event::Delete(cj) = &event {
-                forget.backoffs.forget(&ObjectRef::from_obj(cj));
+                forget.forget(&ObjectRef::from_obj(cj));
             }
             event
         })
@@ -165,24 +182,40 @@ async fn run_scope(
             PredicateConfig::default().ttl(Duration::from_secs(7 * 24 * 3600)),
         );
 
-    let (secret_store, secret_writer) = reflector::store();
-    let secret_changes = watcher(secrets, watcher::Config::default())
-        .reflect(secret_writer)
-        .filter_map(|event| {
-            future::ready(match event {
-                // The initial listing is not a change; CloudJobs are reconciled on start anyway.
-                Ok(watcher::Event::Apply(secret) | watcher::Event::Delete(secret)) => {
-                    Some(Ok(secret))
+    // Only Secrets a CloudJob has read are cached (as parsed credentials); the watch only says when one
+    // changed or went away, and which CloudJobs to reconcile when a Secret they wait for appears.
+    let credentials = shared.credentials.clone();
+    let secret_changes = with_own_backoff(watcher(secrets, watcher::Config::default()))
+        .try_filter_map(move |event| {
+            future::ready(Ok(match event {
+                watcher::Event::Apply(secret) => {
+                    credentials.observe(
+                        &secret.namespace().unwrap_or_default(),
+                        &secret.name_any(),
+                        &secret.resource_version().unwrap_or_default(),
+                    );
+                    Some(secret)
                 }
-                Ok(_) => None,
-                Err(e) => Some(Err(e)),
-            })
+                // A relist after a watch gap: only a cached Secret that changed meanwhile is news.
+                watcher::Event::InitApply(secret) => credentials
+                    .observe(
+                        &secret.namespace().unwrap_or_default(),
+                        &secret.name_any(),
+                        &secret.resource_version().unwrap_or_default(),
+                    )
+                    .then_some(secret),
+                watcher::Event::Delete(secret) => {
+                    credentials.remove(&secret.namespace().unwrap_or_default(), &secret.name_any());
+                    Some(secret)
+                }
+                watcher::Event::Init | watcher::Event::InitDone => None,
+            }))
         });
 
     let referrers = job_store.clone();
+    let resync = resync_ticks(shared.clone(), job_store.clone());
     let context = Arc::new(Context {
         shared: shared.clone(),
-        secrets: secret_store,
     });
     let scope = namespace.clone().unwrap_or_else(|| "*".into());
     info!(namespace = %scope, "watching CloudJobs");
@@ -190,6 +223,7 @@ async fn run_scope(
         .watches_stream(secret_changes, move |secret: PartialObjectMeta<Secret>| {
             cloudjobs_using(&referrers, &secret)
         })
+        .reconcile_all_on(resync)
         .with_config(controller::Config::default().concurrency(shared.config.concurrency))
         .shutdown_on_signal()
         .run(reconcile::reconcile, reconcile::error_policy, context)
@@ -204,6 +238,48 @@ async fn run_scope(
             future::ready(())
         })
         .await;
+}
+
+/// A watch stream with a back-off of its own (so that one failing watch does not slow the others down),
+/// in which an expired resource version (HTTP 410 Gone) is the relist the watcher does anyway, not an
+/// error to back off from.
+fn with_own_backoff<K: Send>(
+    stream: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send {
+    stream
+        .filter(|event| {
+            let expired =
+                matches!(event, Err(watcher::Error::WatchError(status)) if status.code == 410);
+            future::ready(!expired)
+        })
+        .default_backoff()
+}
+
+/// Ticks that reconcile every CloudJob again, every `config.resync_interval`: a safety net for a trigger
+/// that was lost (a watch gap, a dropped event). A finished or unchanged CloudJob costs no API call. Each
+/// tick also drops what is kept for CloudJobs that are gone without a delete event being seen.
+fn resync_ticks(
+    shared: Arc<Shared>,
+    jobs: Store<WatchedCloudJob>,
+) -> impl futures::Stream<Item = ()> + Send {
+    let period = shared.config.resync_interval;
+    let first = tokio::time::Instant::now() + period;
+    tokio_stream_interval(first, period).map(move |()| {
+        shared.prune(|object| jobs.get(object).is_some());
+    })
+}
+
+fn tokio_stream_interval(
+    first: tokio::time::Instant,
+    period: Duration,
+) -> impl futures::Stream<Item = ()> + Send {
+    futures::stream::unfold(
+        tokio::time::interval_at(first, period),
+        |mut interval| async move {
+            interval.tick().await;
+            Some(((), interval))
+        },
+    )
 }
 
 /// Hash of what should trigger a reconcile: the spec (generation) and the polling annotations.
@@ -286,5 +362,67 @@ mod tests {
         let mut edited = cj.clone();
         edited.metadata.generation = Some(2);
         assert_ne!(change(&cj), change(&edited));
+    }
+}
+
+/// A controller context around a mocked Kubernetes API, for the fast tests of `apply` and `reconcile`.
+#[cfg(test)]
+pub(crate) mod mock {
+    use super::*;
+    use crate::cloud::client::ClientSettings;
+    use http::{Request, Response};
+    use kube::client::Body;
+
+    pub type ApiHandle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+    /// A context whose Kubernetes client talks to the returned handle.
+    pub fn context() -> (Arc<Context>, ApiHandle) {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "default");
+        let cloud = CloudClient::new(&ClientSettings::default()).expect("http client");
+        // The simulator is on 127.0.0.1, outside the default endpoint allow-list.
+        let config = Config {
+            allowed_endpoints: crate::cloud::endpoint::AllowList::parse("127.0.0.1")
+                .expect("allow-list"),
+            ..Config::default()
+        };
+        let shared = Shared::new(client, cloud, Arc::new(Metrics::new()), config);
+        let context = Context {
+            shared: Arc::new(shared),
+        };
+        (Arc::new(context), handle)
+    }
+
+    /// The next request the code under test sends, with its body as JSON (`Null` when empty).
+    pub async fn next_request(
+        handle: &mut ApiHandle,
+    ) -> (
+        http::Method,
+        String,
+        serde_json::Value,
+        tower_test::mock::SendResponse<Response<Body>>,
+    ) {
+        let (request, send) = handle
+            .next_request()
+            .await
+            .expect("a request to the API server");
+        let (parts, body) = request.into_parts();
+        let bytes = body.collect_bytes().await.expect("request body");
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (parts.method, parts.uri.to_string(), json, send)
+    }
+
+    /// Answers with `status` and a JSON body.
+    pub fn respond(
+        send: tower_test::mock::SendResponse<Response<Body>>,
+        status: u16,
+        body: serde_json::Value,
+    ) {
+        let response = Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(&body).expect("json")))
+            .expect("response");
+        send.send_response(response);
     }
 }

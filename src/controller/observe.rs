@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, ResourceExt, runtime::reflector::ObjectRef};
+use kube::{Api, ResourceExt};
 use tracing::info;
 
 use super::Context;
@@ -82,14 +82,7 @@ async fn read_credentials(cj: &CloudJob, ctx: &Context) -> Result<aksk::Credenti
     let reference = &cj.spec.credentials_secret_ref;
     credentials::validate_reference(reference).map_err(Problem::SecretInvalid)?;
     let cache = &ctx.shared.credentials;
-    let cached_version = ctx
-        .secrets
-        .get(&ObjectRef::new(&reference.name).within(&namespace))
-        .and_then(|meta| meta.resource_version());
-    if let Some(creds) = cached_version
-        .as_deref()
-        .and_then(|rv| cache.get(&namespace, reference, rv))
-    {
+    if let Some(creds) = cache.get(&namespace, reference) {
         return Ok(creds);
     }
     let api: Api<Secret> = Api::namespaced(ctx.shared.client.clone(), &namespace);

@@ -52,6 +52,13 @@ pub fn error_policy(object: Arc<WatchedCloudJob>, error: &Error, ctx: Arc<Contex
 }
 
 async fn reconcile_job(cj: &CloudJob, ctx: &Context) -> Result<Action, Error> {
+    // After a watch gap the cache can hold a status older than the one this operator last wrote; planning
+    // from it would announce the same transitions again.
+    let fresher = ctx
+        .shared
+        .last_written
+        .fresher_than_cache(cj, &object_ref(cj));
+    let cj = fresher.as_ref().unwrap_or(cj);
     let observation = if plan::needs_poll(cj) {
         observe::observe(cj, ctx).await?
     } else {
@@ -66,33 +73,34 @@ async fn reconcile_job(cj: &CloudJob, ctx: &Context) -> Result<Action, Error> {
         jitter,
     );
     apply::apply(cj, &plan, ctx).await?;
-    Ok(requeue(cj, plan.next, ctx))
+    Ok(next_delay(cj, plan.next, ctx).map_or_else(Action::await_change, Action::requeue))
 }
 
-/// The plan's next step as a requeue. Runs only after the status was written, so that a status write
-/// that keeps failing keeps growing the back-off instead of resetting it.
-fn requeue(cj: &CloudJob, next: Next, ctx: &Context) -> Action {
+/// The plan's next step as a delay (`None`: wait for a change of the object). Runs only after the status
+/// was written, so that a status write that keeps failing keeps growing the back-off instead of
+/// resetting it.
+fn next_delay(cj: &CloudJob, next: Next, ctx: &Context) -> Option<Duration> {
     let shared = &ctx.shared;
     let key = || object_ref(cj);
     match next {
         Next::AwaitChange => {
             shared.backoffs.forget(&key());
-            Action::await_change()
+            None
         }
         Next::Poll(delay) => {
             shared.backoffs.forget(&key());
             shared.metrics.poll_scheduled(delay);
-            Action::requeue(delay)
+            Some(delay)
         }
         Next::Retry { after, at_most } => {
             let delay = after.unwrap_or_else(|| shared.backoffs.next(&key()));
-            Action::requeue(at_most.map_or(delay, |limit| delay.min(limit)))
+            Some(at_most.map_or(delay, |limit| delay.min(limit)))
         }
     }
 }
 
 /// The key of `cj` in the controller's queue and in [`Backoffs`].
-fn object_ref(cj: &CloudJob) -> ObjectRef<WatchedCloudJob> {
+pub fn object_ref(cj: &CloudJob) -> ObjectRef<WatchedCloudJob> {
     let name = cj.name_any();
     match cj.namespace() {
         Some(namespace) => ObjectRef::new(&name).within(&namespace),
@@ -143,6 +151,13 @@ impl Backoffs {
         }
     }
 
+    /// Keeps only the back-offs of objects for which `keep` is true.
+    pub fn retain(&self, keep: impl Fn(&ObjectRef<WatchedCloudJob>) -> bool) {
+        if let Ok(mut by_object) = self.by_object.lock() {
+            by_object.retain(|object, _| keep(object));
+        }
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.by_object.lock().map(|m| m.len()).unwrap_or_default()
@@ -152,6 +167,223 @@ impl Backoffs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{controller::mock, test_support::cloudjob};
+    use cloudjob_sim::{JobSpec, Service, SimConfig, Simulator};
+    use http::Method;
+    use kube::core::{DeserializeGuard, ObjectMeta, error_boundary::InvalidObject};
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn one_reconcile_reads_the_secret_polls_once_writes_status_and_announces_it() {
+        let sim = Simulator::start(SimConfig::default())
+            .await
+            .expect("simulator");
+        let created = sim
+            .create_job(
+                JobSpec::new(
+                    Service::Ims,
+                    "0123456789abcdef0123456789abcdef",
+                    "createImage",
+                )
+                .duration_secs(3600.0),
+            )
+            .expect("job");
+        let mut cj = cloudjob("a");
+        cj.spec.job_id = created.job_id.clone();
+        cj.spec.endpoint = Some(sim.endpoint(Service::Ims));
+        let (ctx, mut api) = mock::context();
+        let task = tokio::spawn({
+            let ctx = ctx.clone();
+            let cj = cj.clone();
+            async move { reconcile(Arc::new(DeserializeGuard(Ok(cj))), ctx).await }
+        });
+
+        let (method, uri, _, send) = mock::next_request(&mut api).await;
+        assert_eq!(
+            (method, uri.as_str()),
+            (Method::GET, "/api/v1/namespaces/ns/secrets/creds")
+        );
+        mock::respond(
+            send,
+            200,
+            json!({"apiVersion": "v1", "kind": "Secret",
+                   "metadata": {"name": "creds", "namespace": "ns", "resourceVersion": "7"},
+                   "data": {"accessKey": "c2ltLWFr", "secretKey": "c2ltLXNr"}}),
+        );
+        let (method, uri, body, send) = mock::next_request(&mut api).await;
+        assert_eq!(method, Method::PATCH);
+        assert!(uri.contains("/cloudjobs/a/status"), "{uri}");
+        assert_eq!(body["status"]["phase"], "Running", "{body}");
+        assert_eq!(body["status"]["jobStatus"], "RUNNING");
+        let mut written = cj.clone();
+        written.status = serde_json::from_value(body["status"].clone()).expect("status");
+        mock::respond(send, 200, serde_json::to_value(&written).expect("json"));
+        let (_, uri, body, send) = mock::next_request(&mut api).await;
+        assert!(uri.contains("/events"), "{uri}");
+        assert_eq!(body["reason"], "Started");
+        mock::respond(send, 201, body);
+
+        let action = task.await.expect("task").expect("reconciled");
+        // A job that has just started is polled again at the shortest interval.
+        assert_eq!(action, Action::requeue(crate::poll::DEFAULT_MIN_INTERVAL));
+        let stats = sim.job_stats(&created.job_id).expect("stats");
+        assert_eq!(stats.total_requests, 1, "one signed GET per reconcile");
+        assert_eq!(stats.by_http_status.get(&200), Some(&1));
+    }
+
+    /// Answers the Secret read of a reconcile with the simulator's credentials.
+    async fn serve_secret(api: &mut mock::ApiHandle) {
+        let (method, uri, _, send) = mock::next_request(api).await;
+        assert_eq!(
+            (method, uri.as_str()),
+            (Method::GET, "/api/v1/namespaces/ns/secrets/creds")
+        );
+        mock::respond(
+            send,
+            200,
+            json!({"apiVersion": "v1", "kind": "Secret",
+                   "metadata": {"name": "creds", "namespace": "ns", "resourceVersion": "7"},
+                   "data": {"accessKey": "c2ltLWFr", "secretKey": "c2ltLXNr"}}),
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reconcile_from_a_stale_cache_announces_nothing_again() {
+        let sim = Simulator::start(SimConfig::default())
+            .await
+            .expect("simulator");
+        let created = sim
+            .create_job(
+                JobSpec::new(
+                    Service::Ims,
+                    "0123456789abcdef0123456789abcdef",
+                    "createImage",
+                )
+                .duration_secs(3600.0),
+            )
+            .expect("job");
+        let mut stale = cloudjob("a");
+        stale.metadata.uid = Some("uid-1".into());
+        stale.spec.job_id = created.job_id.clone();
+        stale.spec.endpoint = Some(sim.endpoint(Service::Ims));
+        let (ctx, mut api) = mock::context();
+        let reconcile_stale = || {
+            let ctx = ctx.clone();
+            let cj = stale.clone();
+            tokio::spawn(async move { reconcile(Arc::new(DeserializeGuard(Ok(cj))), ctx).await })
+        };
+
+        let first = reconcile_stale();
+        serve_secret(&mut api).await;
+        let (method, _, body, send) = mock::next_request(&mut api).await;
+        assert_eq!(method, Method::PATCH);
+        let mut written = stale.clone();
+        written.status = serde_json::from_value(body["status"].clone()).expect("status");
+        mock::respond(send, 200, serde_json::to_value(&written).expect("json"));
+        let (_, _, body, send) = mock::next_request(&mut api).await;
+        assert_eq!(body["reason"], "Started");
+        mock::respond(send, 201, body);
+        first.await.expect("task").expect("reconciled");
+
+        // The watch has not delivered the write yet (an API server restart, a watch gap): the cache still
+        // shows the CloudJob without status. Nothing may be written or announced again.
+        let second = reconcile_stale();
+        serve_secret(&mut api).await;
+        tokio::select! {
+            done = second => done.expect("task").expect("reconciled"),
+            request = api.next_request() => panic!(
+                "no second status write, no second Started event: {:?}",
+                request.map(|(r, _)| (r.method().clone(), r.uri().clone()))
+            ),
+        };
+        assert_eq!(
+            sim.job_stats(&created.job_id)
+                .expect("stats")
+                .total_requests,
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_cloudjob_is_announced_and_left_alone() {
+        let (ctx, mut api) = mock::context();
+        let invalid = DeserializeGuard::<CloudJob>(Err(InvalidObject {
+            error: "status.progress: invalid value: 3000000000, expected i32".into(),
+            metadata: ObjectMeta {
+                name: Some("bad".into()),
+                namespace: Some("ns".into()),
+                ..Default::default()
+            },
+        }));
+        let task = tokio::spawn({
+            let ctx = ctx.clone();
+            async move { reconcile(Arc::new(invalid), ctx).await }
+        });
+        let (method, uri, body, send) = mock::next_request(&mut api).await;
+        assert_eq!(method, Method::POST);
+        assert!(uri.contains("/namespaces/ns/events"), "{uri}");
+        assert_eq!(
+            (body["type"].as_str(), body["reason"].as_str()),
+            (Some("Warning"), Some("InvalidObject"))
+        );
+        assert!(
+            body["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("3000000000")),
+            "{body}"
+        );
+        mock::respond(send, 201, body);
+        assert_eq!(
+            task.await.expect("task").expect("no error"),
+            Action::await_change()
+        );
+        drop(ctx);
+        assert!(
+            api.next_request().await.is_none(),
+            "no status write for an object that cannot be read"
+        );
+    }
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[tokio::test]
+    async fn failed_polls_back_off_until_one_succeeds_and_retry_after_wins() {
+        let (ctx, _api) = mock::context();
+        let cj = cloudjob("a");
+        let retry = Next::Retry {
+            after: None,
+            at_most: None,
+        };
+        let first = next_delay(&cj, retry, &ctx).expect("requeue");
+        let second = next_delay(&cj, retry, &ctx).expect("requeue");
+        assert!((2 * SECOND..4 * SECOND).contains(&first), "{first:?}");
+        assert!(second >= 4 * SECOND, "the back-off grows: {second:?}");
+        let throttled = Next::Retry {
+            after: Some(7 * SECOND),
+            at_most: None,
+        };
+        assert_eq!(next_delay(&cj, throttled, &ctx), Some(7 * SECOND));
+        let near_deadline = Next::Retry {
+            after: Some(7 * SECOND),
+            at_most: Some(3 * SECOND),
+        };
+        assert_eq!(next_delay(&cj, near_deadline, &ctx), Some(3 * SECOND));
+        assert_eq!(
+            next_delay(&cj, Next::Poll(5 * SECOND), &ctx),
+            Some(5 * SECOND)
+        );
+        let after_success = next_delay(&cj, retry, &ctx).expect("requeue");
+        assert!(
+            after_success < 4 * SECOND,
+            "a successful poll starts the back-off over: {after_success:?}"
+        );
+        assert_eq!(next_delay(&cj, Next::AwaitChange, &ctx), None);
+        assert_eq!(
+            ctx.shared.backoffs.len(),
+            0,
+            "a finished job keeps no back-off"
+        );
+    }
 
     fn key(name: &str) -> ObjectRef<WatchedCloudJob> {
         ObjectRef::new(name).within("ns")

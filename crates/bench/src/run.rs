@@ -526,7 +526,10 @@ fn measure(
                 ));
             }
         }
-        let terminal_at = stats.as_ref().and_then(|s| s.terminal_at);
+        let terminal_at = stats
+            .as_ref()
+            .and_then(|s| s.terminal_at)
+            .map(|t| DateTime::<Utc>::from(std::time::SystemTime::from(t)));
         let after_terminal = stats.as_ref().map_or(0, requests_after_terminal);
         let delay = match (view.finish_seen_at, terminal_at) {
             (Some(seen), Some(end)) => Some((seen - end).as_seconds_f64()),

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use cloudjob_sim::{Credentials, SimConfig, Simulator};
+use cloudjob_sim::{Clock, Credentials, SimConfig, Simulator};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,7 +30,7 @@ struct Args {
     expiry_secs: u64,
     /// Largest accepted X-Sdk-Date offset, in seconds.
     #[arg(long, env = "CLOUDJOB_SIM_MAX_CLOCK_SKEW_SECS", default_value_t = 900)]
-    max_clock_skew_secs: i64,
+    max_clock_skew_secs: u64,
 }
 
 fn parse_credentials(s: &str) -> anyhow::Result<Vec<Credentials>> {
@@ -68,7 +68,8 @@ async fn main() -> anyhow::Result<()> {
         credentials: parse_credentials(&args.credentials)?,
         time_scale: args.time_scale,
         expiry: std::time::Duration::from_secs(args.expiry_secs),
-        max_clock_skew: chrono::Duration::seconds(args.max_clock_skew_secs),
+        max_clock_skew: std::time::Duration::from_secs(args.max_clock_skew_secs),
+        clock: Clock::System,
     };
     let access_keys: Vec<&str> = cfg
         .credentials

@@ -7,23 +7,22 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::Utc;
 use cloudjob_sim::{
-    DOCUMENTED_JOB_TYPES, Fault, FaultKind, FaultScope, JobSpec, ProgressCurve, Service, SimConfig,
-    Simulator, TimeStyle,
+    Fault, FaultKind, FaultScope, JobSpec, JobType, ProgressCurve, Service, SimConfig, Simulator,
+    TimeStyle, documented_job_types,
 };
-use common::{creds, get, get_json, signed_request};
+use common::{Client, creds, get, get_json, manual_sim, sign, signed_request};
+use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
-async fn sim() -> Simulator {
-    Simulator::start(SimConfig::default()).await.unwrap()
+/// A simulator on a manual clock, and a client signing at its time.
+async fn sim() -> (Simulator, Client) {
+    sim_with(SimConfig::default()).await
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
+async fn sim_with(config: SimConfig) -> (Simulator, Client) {
+    let (sim, clock) = manual_sim(config).await;
+    (sim, Client::new(&clock))
 }
 
 fn url(sim: &Simulator, path: &str) -> String {
@@ -53,12 +52,8 @@ fn fixtures() -> Vec<(String, Service, String)> {
 
 #[tokio::test]
 async fn every_seed_fixture_is_served_verbatim_and_parses_back_to_the_same_json() {
-    let sim = sim().await;
-    let c = client();
-    for (name, service, raw) in fixtures() {
-        if name.contains("error-body") {
-            continue;
-        }
+    let (sim, c) = sim().await;
+    for (name, service, raw) in job_fixtures() {
         let expected: Value = serde_json::from_str(&raw).unwrap();
         let job = sim
             .create_fixture_job_raw(service, "proj", raw.clone())
@@ -90,8 +85,7 @@ async fn every_seed_fixture_is_served_verbatim_and_parses_back_to_the_same_json(
 
 #[tokio::test]
 async fn unknown_job_error_body_has_the_documented_error_shape() {
-    let sim = sim().await;
-    let c = client();
+    let (sim, c) = sim().await;
     let (_, _, raw) = fixtures()
         .into_iter()
         .find(|(n, _, _)| n.contains("error-body"))
@@ -100,6 +94,13 @@ async fn unknown_job_error_body_has_the_documented_error_shape() {
     let (status, body) = get_json(&c, &url(&sim, "/evs/v1/proj/jobs/nope")).await;
     assert_eq!(status, 404);
     assert_eq!(shape(&body), shape(&documented));
+}
+
+/// The seed fixtures that are job bodies (all but the error body).
+fn job_fixtures() -> impl Iterator<Item = (String, Service, String)> {
+    fixtures()
+        .into_iter()
+        .filter(|(name, _, _)| !name.contains("error-body"))
 }
 
 /// The structure of a JSON value: object keys, array element shape, and leaf kinds.
@@ -116,12 +117,8 @@ fn shape(v: &Value) -> Value {
 
 #[tokio::test]
 async fn generated_job_of_each_documented_type_carries_the_documented_field_set() {
-    let sim = sim().await;
-    let c = client();
-    for (name, service, raw) in fixtures() {
-        if name.contains("error-body") {
-            continue;
-        }
+    let (sim, c) = sim().await;
+    for (name, service, raw) in job_fixtures() {
         let documented: Value = serde_json::from_str(&raw).unwrap();
         let job_type = documented["job_type"].as_str().unwrap();
         let mut spec = JobSpec::new(service, "proj", job_type)
@@ -167,9 +164,12 @@ async fn generated_job_of_each_documented_type_carries_the_documented_field_set(
         "job_type",
         "status",
     ];
-    for (service, job_type) in DOCUMENTED_JOB_TYPES {
+    for &JobType {
+        service, job_type, ..
+    } in documented_job_types()
+    {
         let job = sim
-            .create_job(JobSpec::new(*service, "proj", *job_type).duration_secs(0.0))
+            .create_job(JobSpec::new(service, "proj", job_type).duration_secs(0.0))
             .unwrap();
         let (status, body) = get_json(&c, &url(&sim, &job.path)).await;
         assert_eq!(status, 200);
@@ -182,8 +182,18 @@ async fn generated_job_of_each_documented_type_carries_the_documented_field_set(
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(sorted, top, "{job_type}");
-        assert_eq!(body["job_type"], *job_type);
+        assert_eq!(body["job_type"], job_type);
     }
+}
+
+async fn admin_get(c: &Client, sim: &Simulator, path: &str) -> Value {
+    c.get(url(sim, path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 async fn admin_create(c: &reqwest::Client, sim: &Simulator, spec: Value) -> Value {
@@ -199,8 +209,7 @@ async fn admin_create(c: &reqwest::Client, sim: &Simulator, spec: Value) -> Valu
 
 #[tokio::test]
 async fn job_driven_init_running_with_rising_progress_then_success_via_admin_api() {
-    let sim = sim().await;
-    let c = client();
+    let (sim, c) = sim().await;
     // 20x: 10 simulated seconds of INIT = 0.5 s real, 40 s RUNNING = 2 s real.
     let r = c
         .put(url(&sim, "/admin/clock"))
@@ -239,7 +248,7 @@ async fn job_driven_init_running_with_rising_progress_then_success_via_admin_api
         if status == "SUCCESS" {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        c.clock.advance(Duration::from_millis(100));
     }
     assert_eq!(statuses, ["INIT", "RUNNING", "SUCCESS"]);
     assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
@@ -251,37 +260,29 @@ async fn job_driven_init_running_with_rising_progress_then_success_via_admin_api
     assert_eq!(last["error_code"], Value::Null);
     assert_ne!(last["end_time"], "");
 
-    let stats: Value = c
-        .get(url(
-            &sim,
-            &format!("/admin/jobs/{}/stats", created["job_id"].as_str().unwrap()),
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = admin_get(
+        &c,
+        &sim,
+        &format!("/admin/jobs/{}/stats", created["job_id"].as_str().unwrap()),
+    )
+    .await;
     assert!(stats["total_requests"].as_u64().unwrap() >= 3);
     assert_eq!(stats["by_http_status"]["200"], stats["total_requests"]);
-    let terminal_at: chrono::DateTime<Utc> =
-        serde_json::from_value(stats["terminal_at"].clone()).unwrap();
-    let served: chrono::DateTime<Utc> =
+    let terminal_at: Timestamp = serde_json::from_value(stats["terminal_at"].clone()).unwrap();
+    let served: Timestamp =
         serde_json::from_value(stats["first_terminal_served_at"].clone()).unwrap();
     assert!(served >= terminal_at);
     // Polled every 100 ms: the terminal state was seen within a poll period (plus slack).
-    assert!((served - terminal_at).num_milliseconds() < 1000);
+    assert!(served.duration_since(terminal_at).as_millis() < 1000);
 }
 
 #[tokio::test]
 async fn job_driven_to_fail_reports_error_code_and_fail_reason() {
-    let sim = Simulator::start(SimConfig {
+    let (sim, c) = sim_with(SimConfig {
         time_scale: 100.0,
         ..SimConfig::default()
     })
-    .await
-    .unwrap();
-    let c = client();
+    .await;
     let created = admin_create(
         &c,
         &sim,
@@ -296,7 +297,8 @@ async fn job_driven_to_fail_reports_error_code_and_fail_reason() {
     let job_url = url(&sim, created["path"].as_str().unwrap());
     let (_, first) = get_json(&c, &job_url).await;
     assert_eq!(first["status"], "RUNNING");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // 30 simulated seconds at 100x are 300 ms.
+    c.clock.advance(Duration::from_millis(400));
     let (code, body) = get_json(&c, &job_url).await;
     assert_eq!(code, 200);
     assert_eq!(body["status"], "FAIL");
@@ -331,8 +333,7 @@ async fn job_driven_to_fail_reports_error_code_and_fail_reason() {
 
 #[tokio::test]
 async fn missing_and_wrong_signatures_get_gateway_401_with_request_id() {
-    let sim = sim().await;
-    let c = client();
+    let (sim, c) = sim().await;
     let job = sim
         .create_job(JobSpec::new(Service::Ims, "proj", "imsImportImageJob"))
         .unwrap();
@@ -347,7 +348,7 @@ async fn missing_and_wrong_signatures_get_gateway_401_with_request_id() {
     assert!(body["error_msg"].is_string());
 
     let wrong = aksk::Credentials::new("sim-ak", "not-the-sk");
-    let r = signed_request(&c, &u, &wrong, Utc::now())
+    let r = signed_request(&c, &u, &wrong, c.clock.now())
         .send()
         .await
         .unwrap();
@@ -360,7 +361,7 @@ async fn missing_and_wrong_signatures_get_gateway_401_with_request_id() {
     );
 
     let unknown = aksk::Credentials::new("other-ak", "sim-sk");
-    let r = signed_request(&c, &u, &unknown, Utc::now())
+    let r = signed_request(&c, &u, &unknown, c.clock.now())
         .send()
         .await
         .unwrap();
@@ -372,28 +373,33 @@ async fn missing_and_wrong_signatures_get_gateway_401_with_request_id() {
 
 #[tokio::test]
 async fn sdk_date_more_than_fifteen_minutes_off_is_rejected() {
-    let sim = sim().await;
-    let c = client();
+    let (sim, c) = sim().await;
     let job = sim
         .create_job(JobSpec::new(Service::Evs, "proj", "createVolume"))
         .unwrap();
     let u = url(&sim, &job.path);
     for minutes in [-16, 16] {
-        let t = Utc::now() + chrono::Duration::minutes(minutes);
+        let t = c.clock.now() + SignedDuration::from_mins(minutes);
         let r = signed_request(&c, &u, &creds(), t).send().await.unwrap();
         assert_eq!(r.status(), 401, "{minutes} min");
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error_code"], "APIGW.0301");
     }
-    let t = Utc::now() - chrono::Duration::minutes(14);
+    let t = c.clock.now() - SignedDuration::from_mins(14);
     let r = signed_request(&c, &u, &creds(), t).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    // The clock stands still, so the limit itself can be checked: 15 minutes pass, one more
+    // second does not.
+    for (offset, status) in [(15 * 60, 200), (15 * 60 + 1, 401)] {
+        let t = c.clock.now() + SignedDuration::from_secs(offset);
+        let r = signed_request(&c, &u, &creds(), t).send().await.unwrap();
+        assert_eq!(r.status(), status, "{offset} s ahead");
+    }
 }
 
 #[tokio::test]
 async fn wrong_project_is_403_and_unknown_jobs_get_each_services_answer() {
-    let sim = sim().await;
-    let c = client();
+    let (sim, c) = sim().await;
     let job = sim
         .create_job(JobSpec::new(Service::Ims, "owner", "imsImportImageJob"))
         .unwrap();
@@ -429,8 +435,7 @@ async fn wrong_project_is_403_and_unknown_jobs_get_each_services_answer() {
 
 #[tokio::test]
 async fn unprefixed_path_takes_service_from_host_or_job() {
-    let sim = sim().await;
-    let c = client();
+    let (sim, c) = sim().await;
     let job = sim
         .create_job(JobSpec::new(Service::Ecs, "proj", "createServer"))
         .unwrap();
@@ -447,21 +452,20 @@ async fn unprefixed_path_takes_service_from_host_or_job() {
         "host",
         http::HeaderValue::from_static("ims.eu-de.otc.t-systems.com"),
     );
-    aksk::sign(&creds(), &http::Method::GET, &uri, &mut h, b"", Utc::now()).unwrap();
+    sign(&creds(), &uri, &mut h, c.clock.now());
     let r = c.get(url(&sim, &path)).headers(h).send().await.unwrap();
     assert_eq!(r.status(), 404);
 }
 
 #[tokio::test]
 async fn terminal_job_expires_into_not_found() {
-    let sim = sim().await;
-    let c = client();
+    let (sim, c) = sim().await;
     let mut spec = JobSpec::new(Service::Ecs, "proj", "createServer").duration_secs(0.0);
     spec.expiry_secs = Some(0.3);
     let job = sim.create_job(spec).unwrap();
     let (code, _) = get_json(&c, &url(&sim, &job.path)).await;
     assert_eq!(code, 200);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    c.clock.advance(Duration::from_millis(400));
     let (code, body) = get_json(&c, &url(&sim, &job.path)).await;
     assert_eq!(code, 400);
     assert_eq!(body["error"]["code"], "Common.0011");
@@ -471,13 +475,13 @@ async fn terminal_job_expires_into_not_found() {
 // ---------------------------------------------------------------------------------------------
 // Faults, each observed by a client.
 
-async fn fault_setup() -> (Simulator, reqwest::Client, String, String) {
-    let sim = sim().await;
+async fn fault_setup() -> (Simulator, Client, String, String) {
+    let (sim, c) = sim().await;
     let job = sim
         .create_job(JobSpec::new(Service::Ims, "proj", "imsImportImageJob"))
         .unwrap();
     let u = url(&sim, &job.path);
-    (sim, client(), job.job_id, u)
+    (sim, c, job.job_id, u)
 }
 
 #[tokio::test]
@@ -543,16 +547,17 @@ async fn slow_fault_delays_the_response() {
     let t = std::time::Instant::now();
     assert_eq!(get(&c, &u).await.status(), 200);
     assert!(t.elapsed() >= Duration::from_millis(400));
-    // A client with a shorter timeout sees a timeout.
+    // A client with a shorter timeout sees a timeout. The delay is far longer than the timeout
+    // so that no scheduling hiccup can let the response win; dropping `sim` ends the wait.
     sim.set_fault(
         FaultScope::Global,
-        Fault::next(1, FaultKind::Slow { delay_ms: 2000 }),
+        Fault::next(1, FaultKind::Slow { delay_ms: 600_000 }),
     );
     let short = reqwest::Client::builder()
         .timeout(Duration::from_millis(200))
         .build()
         .unwrap();
-    let err = signed_request(&short, &u, &creds(), Utc::now())
+    let err = signed_request(&short, &u, &creds(), c.clock.now())
         .send()
         .await
         .unwrap_err();
@@ -566,7 +571,7 @@ async fn connection_reset_drops_the_connection_without_a_response() {
         FaultScope::Job(id.clone()),
         Fault::next(1, FaultKind::ConnectionReset),
     );
-    let err = signed_request(&c, &u, &creds(), Utc::now())
+    let err = signed_request(&c, &u, &creds(), c.clock.now())
         .send()
         .await
         .unwrap_err();
@@ -587,7 +592,7 @@ async fn connection_reset_drops_the_connection_without_a_response() {
         "host",
         http::HeaderValue::from_str(uri.authority().unwrap().as_str()).unwrap(),
     );
-    aksk::sign(&creds(), &http::Method::GET, &uri, &mut h, b"", Utc::now()).unwrap();
+    sign(&creds(), &uri, &mut h, c.clock.now());
     let mut req = format!("GET {} HTTP/1.1\r\n", uri.path());
     for (k, v) in &h {
         req.push_str(&format!("{}: {}\r\n", k, v.to_str().unwrap()));
@@ -694,14 +699,7 @@ async fn global_stats_count_requests_and_peak_rate_per_service_and_reset() {
     for _ in 0..10 {
         get(&c, &u).await;
     }
-    let g: Value = c
-        .get(url(&sim, "/admin/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let g: Value = admin_get(&c, &sim, "/admin/stats").await;
     assert_eq!(g["total_requests"], 10);
     assert_eq!(g["by_service"]["ims"]["total_requests"], 10);
     assert!(
@@ -722,8 +720,7 @@ async fn global_stats_count_requests_and_peak_rate_per_service_and_reset() {
 
 #[tokio::test]
 async fn admin_api_lists_inspects_and_validates() {
-    let sim = sim().await;
-    let c = client();
+    let (sim, c) = sim().await;
     let created = admin_create(
         &c,
         &sim,
@@ -752,23 +749,9 @@ async fn admin_api_lists_inspects_and_validates() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
-    let list: Value = c
-        .get(url(&sim, "/admin/jobs"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = admin_get(&c, &sim, "/admin/jobs").await;
     assert_eq!(list[0]["status"], "RUNNING");
-    let one: Value = c
-        .get(url(&sim, "/admin/jobs/4010a32d535527910153552b492c0002"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one: Value = admin_get(&c, &sim, "/admin/jobs/4010a32d535527910153552b492c0002").await;
     assert_eq!(
         one["body"]["entities"]["sub_jobs"]
             .as_array()
@@ -777,15 +760,11 @@ async fn admin_api_lists_inspects_and_validates() {
         3
     );
     assert_eq!(one["stats"]["total_requests"], 0);
-    let types: Value = c
-        .get(url(&sim, "/admin/job-types"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(types.as_array().unwrap().len(), DOCUMENTED_JOB_TYPES.len());
+    let types: Value = admin_get(&c, &sim, "/admin/job-types").await;
+    assert_eq!(
+        types.as_array().unwrap().len(),
+        documented_job_types().count()
+    );
     let r = c.post(url(&sim, "/admin/reset")).send().await.unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(sim.list_jobs().len(), 0);

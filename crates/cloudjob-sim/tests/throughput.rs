@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use cloudjob_sim::{JobSpec, ProgressCurve, Service, SimConfig, Simulator};
+use jiff::Timestamp;
 use rand::Rng;
 
 const JOBS: usize = 10_000;
@@ -61,7 +61,7 @@ async fn serves_2000_signed_requests_per_second_with_10k_live_jobs() {
         tasks.push(tokio::spawn(async move {
             while start.elapsed() < RUN {
                 let i = rand::rng().random_range(0..paths.len());
-                let r = common::signed_request(&client, &paths[i], &creds, Utc::now())
+                let r = common::signed_request(&client, &paths[i], &creds, Timestamp::now())
                     .send()
                     .await;
                 match r {

@@ -287,8 +287,8 @@ mod tests {
 
         // The watch has not delivered the write yet (an API server restart, a watch gap): the cache still
         // shows the CloudJob without status. Nothing may be written or announced again.
+        // The credentials are cached now: the second reconcile reads no Secret.
         let second = reconcile_stale();
-        serve_secret(&mut api).await;
         tokio::select! {
             done = second => done.expect("task").expect("reconciled"),
             request = api.next_request() => panic!(

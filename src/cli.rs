@@ -6,6 +6,7 @@ use std::{net::SocketAddr, num::NonZeroU32, time::Duration};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{
+    cloud::endpoint::{AllowList, HostPattern},
     config::{Config, LeaderElection},
     duration,
     poll::PollMode,
@@ -131,6 +132,17 @@ pub struct RunArgs {
     /// (e.g. a private cloud, a proxy, or the simulator: http://127.0.0.1:8443/{service}).
     #[arg(long, env = "CLOUDJOB_ENDPOINT_TEMPLATE")]
     pub endpoint_template: Option<String>,
+
+    /// Hosts that spec.endpoint may name, comma-separated: `official` (the official cloud domains, the
+    /// default), `*.example.com`, `api.example.com`, an IP address (`127.0.0.1`), a network (`10.0.0.0/8`)
+    /// or `*` (any public name). The host --endpoint-template names is always allowed. Loopback,
+    /// link-local, private and cluster-internal hosts are refused unless a pattern other than `*` names them.
+    #[arg(long, env = "CLOUDJOB_ALLOWED_ENDPOINTS", value_delimiter = ',', value_parser = parse_host_pattern)]
+    pub allowed_endpoints: Vec<HostPattern>,
+}
+
+fn parse_host_pattern(raw: &str) -> Result<HostPattern, String> {
+    raw.parse()
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,6 +183,7 @@ impl RunArgs {
                 PollModeArg::Fixed => PollMode::Fixed(self.fixed_poll_interval),
             },
             endpoint_template: present(&self.endpoint_template),
+            allowed_endpoints: AllowList::new(self.allowed_endpoints.clone()),
             error_backoff_min: self.error_backoff_min,
             error_backoff_max: self.error_backoff_max.max(self.error_backoff_min),
             credentials_grace_period: self.credentials_grace_period,

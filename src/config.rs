@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, num::NonZeroU32, time::Duration};
 
-use crate::poll::PollMode;
+use crate::{cloud::endpoint::AllowList, poll::PollMode};
 
 /// Default reconciles running at once, per watched namespace.
 pub const DEFAULT_CONCURRENCY: u16 = 16;
@@ -34,6 +34,8 @@ pub struct Config {
     pub poll_mode: PollMode,
     /// `{service}`/`{region}` template for the endpoint of CloudJobs without `spec.endpoint`.
     pub endpoint_template: Option<String>,
+    /// Hosts `spec.endpoint` may name (besides the template's); the official cloud domains by default.
+    pub allowed_endpoints: AllowList,
     /// Shortest and longest delay after a failed poll or reconcile; the delay doubles with each failure.
     pub error_backoff_min: Duration,
     pub error_backoff_max: Duration,
@@ -72,6 +74,7 @@ impl Default for Config {
             concurrency: DEFAULT_CONCURRENCY,
             poll_mode: PollMode::Adaptive,
             endpoint_template: None,
+            allowed_endpoints: AllowList::default(),
             error_backoff_min: DEFAULT_ERROR_BACKOFF_MIN,
             error_backoff_max: DEFAULT_ERROR_BACKOFF_MAX,
             credentials_grace_period: DEFAULT_CREDENTIALS_GRACE_PERIOD,

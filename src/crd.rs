@@ -88,8 +88,10 @@ pub const MAX_LISTED_SUB_JOBS: usize = 50;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.endpoint) == has(oldSelf.endpoint) && (!has(self.endpoint) || self.endpoint == oldSelf.endpoint)").message("spec.endpoint is immutable: create a new CloudJob for another endpoint").field_path(".endpoint"))]
 pub struct CloudJobSpec {
-    /// Cloud service that owns the job; picks the endpoint host and the error conventions.
+    /// Cloud service that owns the job; picks the endpoint host and the error conventions. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.service is immutable: create a new CloudJob for another job"))]
     pub service: Service,
 
     /// Region of the service endpoint, e.g. `cn-north-4`, `eu-de`, `eu-nl`.
@@ -97,8 +99,11 @@ pub struct CloudJobSpec {
     #[schemars(length(min = 1, max = 63))]
     pub region: String,
 
-    /// Project (tenant) id that owns the job: the `{project_id}` of the jobs API path.
-    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9_-]+$')").message("spec.projectId must be the project id (letters, digits, '-' or '_')"))]
+    /// Project (tenant) id that owns the job: the `{project_id}` of the jobs API path. Immutable.
+    #[x_kube(
+        validation = Rule::new("self.matches('^[A-Za-z0-9_-]+$')").message("spec.projectId must be the project id (letters, digits, '-' or '_')"),
+        validation = Rule::new("self == oldSelf").message("spec.projectId is immutable: create a new CloudJob for another job")
+    )]
     #[schemars(length(min = 1, max = 64))]
     pub project_id: String,
 
@@ -115,9 +120,13 @@ pub struct CloudJobSpec {
     pub cloud: Cloud,
 
     /// Base URL of the service endpoint, overriding the template (private clouds, proxies, tests).
-    /// The jobs API path `/v1/{projectId}/jobs/{jobId}` is appended to it.
+    /// The jobs API path `/v1/{projectId}/jobs/{jobId}` is appended to it. Its host must be on the
+    /// operator's allow-list (`--allowed-endpoints`). Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''").message("spec.endpoint must be an absolute http or https URL, e.g. https://ims.eu-de.otc.t-systems.com"))]
+    #[x_kube(
+        validation = Rule::new("isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''").message("spec.endpoint must be an absolute http or https URL, e.g. https://ims.eu-de.otc.t-systems.com"),
+        validation = Rule::new("!self.matches('^[^:/?#]+://[^/?#]*@')").message("spec.endpoint must not carry a user name or password (user:password@): the credentials come from the Secret")
+    )]
     #[schemars(length(max = 2048))]
     pub endpoint: Option<String>,
 
@@ -202,7 +211,8 @@ pub enum Cloud {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretReference {
-    /// Name of the Secret.
+    /// Name of the Secret (a DNS subdomain).
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("spec.credentialsSecretRef.name must be a Secret name: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit"))]
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// Not supported: the operator only reads Secrets from the CloudJob's own namespace, so that a CloudJob
@@ -213,14 +223,17 @@ pub struct SecretReference {
     pub namespace: Option<String>,
     /// Key holding the access key id (default `accessKey`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[-._a-zA-Z0-9]+$')").message("must be a Secret key: letters, digits, '-', '.' and '_'"))]
     #[schemars(length(min = 1, max = 253))]
     pub access_key_key: Option<String>,
     /// Key holding the secret access key (default `secretKey`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[-._a-zA-Z0-9]+$')").message("must be a Secret key: letters, digits, '-', '.' and '_'"))]
     #[schemars(length(min = 1, max = 253))]
     pub secret_key_key: Option<String>,
     /// Key holding the optional security token of temporary credentials (default `securityToken`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[-._a-zA-Z0-9]+$')").message("must be a Secret key: letters, digits, '-', '.' and '_'"))]
     #[schemars(length(min = 1, max = 253))]
     pub security_token_key: Option<String>,
 }

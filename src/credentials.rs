@@ -13,13 +13,88 @@ pub const DEFAULT_ACCESS_KEY_KEY: &str = "accessKey";
 pub const DEFAULT_SECRET_KEY_KEY: &str = "secretKey";
 pub const DEFAULT_SECURITY_TOKEN_KEY: &str = "securityToken";
 
+/// Longest Secret name (a DNS subdomain) and longest key of a Secret's data.
+pub const MAX_SECRET_NAME_LEN: usize = 253;
+
 /// Why a Secret does not yield credentials. Never carries a value from the Secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CredentialsError {
     #[error("key {key:?} is missing from Secret {secret:?}")]
     MissingKey { secret: String, key: String },
-    #[error("key {key:?} of Secret {secret:?} is empty or not UTF-8 text")]
+    #[error(
+        "key {key:?} of Secret {secret:?} is empty, not UTF-8 text, or holds characters a credential cannot have (only visible ASCII)"
+    )]
     Unusable { secret: String, key: String },
+    /// The reference itself is malformed (only possible for objects stored under an older, looser CRD):
+    /// nothing is requested from the API server with it.
+    #[error("{field} is not a valid {what}")]
+    InvalidReference {
+        field: &'static str,
+        what: &'static str,
+    },
+}
+
+/// Whether `name` is a DNS subdomain (RFC 1123), as Secret names must be: lower-case letters, digits, `-`
+/// and `.`, starting and ending with a letter or digit, at most 253 characters.
+pub fn is_dns_subdomain(name: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !name.is_empty()
+        && name.len() <= MAX_SECRET_NAME_LEN
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.starts_with(alnum)
+                && label.ends_with(alnum)
+                && label.chars().all(|c| alnum(c) || c == '-')
+        })
+}
+
+/// Whether `key` is a valid key of a Secret's data: `[-._a-zA-Z0-9]+`, at most 253 characters.
+pub fn is_secret_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= MAX_SECRET_NAME_LEN
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+}
+
+/// Checks a reference before anything is requested with it: a name such as `?` would otherwise become a
+/// request for `secrets/?`, which lists every Secret of the namespace.
+pub fn validate_reference(reference: &SecretReference) -> Result<(), CredentialsError> {
+    if !is_dns_subdomain(&reference.name) {
+        return Err(CredentialsError::InvalidReference {
+            field: "spec.credentialsSecretRef.name",
+            what: "Secret name (a DNS subdomain: lower-case letters, digits, '-' and '.')",
+        });
+    }
+    for (field, key) in [
+        (
+            "spec.credentialsSecretRef.accessKeyKey",
+            &reference.access_key_key,
+        ),
+        (
+            "spec.credentialsSecretRef.secretKeyKey",
+            &reference.secret_key_key,
+        ),
+        (
+            "spec.credentialsSecretRef.securityTokenKey",
+            &reference.security_token_key,
+        ),
+    ] {
+        if key.as_deref().is_some_and(|k| !is_secret_key(k)) {
+            return Err(CredentialsError::InvalidReference {
+                field,
+                what: "Secret key (letters, digits, '-', '.' and '_')",
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether a value can be a credential: AK, SK and security tokens are visible ASCII. Anything else
+/// (control characters, spaces or bytes inside) could not be sent in a header anyway.
+fn usable(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// Reads the credentials out of `secret` as `reference` describes. Surrounding whitespace (a trailing
@@ -49,8 +124,9 @@ pub fn from_secret(
             }),
             None => Ok(None),
             Some(b) => match String::from_utf8(b).map(|s| s.trim().to_string()) {
-                Ok(s) if !s.is_empty() => Ok(Some(s)),
-                _ if !required => Ok(None),
+                Ok(s) if usable(&s) => Ok(Some(s)),
+                // An empty optional key (no security token) is absent; a broken one is an error.
+                Ok(s) if s.is_empty() && !required => Ok(None),
                 _ => Err(CredentialsError::Unusable {
                     secret: name.clone(),
                     key: key.into(),
@@ -236,6 +312,56 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err, CredentialsError::Unusable { .. }));
         assert!(!err.to_string().contains("AK"));
+    }
+
+    #[test]
+    fn bad_bytes_inside_a_value_make_the_secret_invalid() {
+        for bad in [&b"AK\x01X"[..], b"A K", b"AK\nX", b"\xc3\xa9t\xc3\xa9"] {
+            let err = from_secret(
+                &secret(&[("accessKey", bad), ("secretKey", b"SK")]),
+                &reference(),
+            )
+            .expect_err("unusable");
+            assert!(matches!(err, CredentialsError::Unusable { .. }), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn references_are_validated_before_anything_is_requested() {
+        assert_eq!(validate_reference(&reference()), Ok(()));
+        for name in [
+            "?",
+            "??",
+            "",
+            "a/b",
+            "UPPER",
+            "-a",
+            "a-",
+            "a..b",
+            &"a".repeat(254),
+            "..",
+            "secrets?watch=1",
+        ] {
+            let mut r = reference();
+            r.name = name.to_string();
+            assert!(validate_reference(&r).is_err(), "{name:?}");
+        }
+        for name in ["a", "creds", "my-creds.v2", &"a".repeat(63)] {
+            let mut r = reference();
+            r.name = name.to_string();
+            assert_eq!(validate_reference(&r), Ok(()), "{name:?}");
+        }
+        let mut r = reference();
+        r.secret_key_key = Some("a/b".into());
+        assert!(matches!(
+            validate_reference(&r),
+            Err(CredentialsError::InvalidReference {
+                field: "spec.credentialsSecretRef.secretKeyKey",
+                ..
+            })
+        ));
+        r.secret_key_key = Some("SK_1.x-y".into());
+        assert_eq!(validate_reference(&r), Ok(()));
     }
 
     #[test]

@@ -55,8 +55,12 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
             None => std::future::pending().await,
         }
     };
-    let cloud =
-        CloudClient::new(&ClientSettings::default()).context("cannot build the HTTP client")?;
+    let cloud = CloudClient::new(&ClientSettings {
+        allowed_endpoints: config.allowed_endpoints.clone(),
+        endpoint_template: config.endpoint_template.clone(),
+        ..ClientSettings::default()
+    })
+    .context("cannot build the HTTP client")?;
     let leader_election = config.leader_election.clone();
     let identity = config.identity.clone();
     let shared = Arc::new(Shared::new(client.clone(), cloud, metrics.clone(), config));

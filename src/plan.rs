@@ -68,6 +68,7 @@ impl Problem {
                 }
                 CloudError::InvalidResponse(_) => Reason::InvalidResponse,
                 CloudError::Endpoint(_) => Reason::InvalidEndpoint,
+                CloudError::EndpointNotAllowed(_) => Reason::EndpointNotAllowed,
                 // The credentials hold something a request header cannot carry.
                 CloudError::Signing(_) => Reason::SecretInvalid,
             },

@@ -19,6 +19,8 @@ pub enum Reason {
     Succeeded,
     /// The job finished with FAIL.
     JobFailed,
+    /// The job was cancelled (CANCELLED, CANCELED, ABORTED).
+    JobCancelled,
     /// Some sub-jobs of a batch failed.
     PartiallyFailed,
     /// `spec.activeDeadlineSeconds` passed before the job finished.
@@ -39,6 +41,8 @@ pub enum Reason {
     RequestRejected,
     /// The endpoint cannot be built from the spec and the operator's settings.
     InvalidEndpoint,
+    /// `spec.endpoint` is not on the operator's allow-list (`--allowed-endpoints`); nothing was sent.
+    EndpointNotAllowed,
     /// The cloud throttled the request (HTTP 429, APIGW.0308); retried after its Retry-After or a back-off.
     Throttled,
     /// The cloud answered 5xx, timed out or could not be reached; retried with back-off.
@@ -67,6 +71,7 @@ impl Reason {
                 | Reason::RequestRejected
                 | Reason::InvalidEndpoint
                 | Reason::ConfigMapConflict
+                | Reason::EndpointNotAllowed
         )
     }
 

@@ -226,7 +226,7 @@ fn apply_observation(status: &mut CloudJobStatus, job: &JobObservation, now: Tim
         // A batch whose sub-jobs partly failed did not produce everything it was asked for.
         JobState::Success if failed_sub_jobs => Phase::Failed,
         JobState::Success => Phase::Succeeded,
-        JobState::Fail => Phase::Failed,
+        JobState::Fail | JobState::Cancelled => Phase::Failed,
     };
     status.phase = Some(phase);
     status.job_status = Some(job.raw_status.clone());
@@ -292,6 +292,13 @@ fn failure(job: &JobObservation) -> (Reason, String) {
             format!(
                 "{} of {} sub-jobs failed ({cause}); the others' resources are in status.outputs",
                 sub.failed, sub.total
+            ),
+        ),
+        _ if job.state == JobState::Cancelled => (
+            Reason::JobCancelled,
+            format!(
+                "the job was cancelled ({}): {cause}; start a new job",
+                job.raw_status
             ),
         ),
         _ => (Reason::JobFailed, format!("the job failed: {cause}")),
@@ -370,6 +377,7 @@ fn explain_cloud_error(e: &CloudError, cj: &CloudJob) -> String {
             format!("{e}; retrying with back-off")
         }
         CloudError::Endpoint(_) => format!("{e}; check spec.endpoint"),
+        CloudError::EndpointNotAllowed(_) => e.to_string(),
         CloudError::Signing(_) => format!("{e}; check the keys in Secret {secret:?}"),
     }
 }

@@ -4,9 +4,32 @@
 //! like `04-Jun-2015 18:11:06:586`, `end_time: ""`, `null` codes, `entities` missing or `{}`), so parsing walks
 //! a `serde_json::Value` and takes what is there instead of failing on a shape it did not expect. Nothing here
 //! can panic on data from the network.
+//!
+//! A hostile answer (the body is capped at 4 MiB by the client) must not cost more than linear time, nor make
+//! a status too large for etcd (1.5 MiB per object): every string copied out of the answer is cut to a
+//! documented length (`MAX_*_LEN`, in bytes, control characters dropped), produced resources are
+//! deduplicated with a set and capped at [`MAX_RESOURCES`], and sub-jobs are counted but only the first
+//! [`crate::crd::MAX_LISTED_SUB_JOBS`] are kept. With these bounds a status stays below
+//! [`MAX_STATUS_BYTES`] whatever the cloud sends.
+
+use std::collections::HashSet;
 
 use jiff::Timestamp;
 use serde_json::Value;
+
+/// Longest job status string kept (`SUCCESS`, `RUNNING`, ...).
+pub const MAX_STATUS_LEN: usize = 64;
+/// Longest id kept (job, image, volume, server, nic ids are UUIDs or 32 hex digits).
+pub const MAX_ID_LEN: usize = 128;
+/// Longest job type, resource name, error code or current task kept.
+pub const MAX_NAME_LEN: usize = 128;
+/// Longest failure reason or error message kept.
+pub const MAX_MESSAGE_LEN: usize = 512;
+/// Most produced resources kept in `status.outputs.resources` (an ECS batch creates at most 500 servers).
+pub const MAX_RESOURCES: usize = 500;
+/// What the bounds above guarantee: the JSON of a CloudJob's status stays below this size, whatever the
+/// cloud answers (a third of etcd's 1.5 MiB object limit, leaving room for spec and metadata).
+pub const MAX_STATUS_BYTES: usize = 512 * 1024;
 
 use crate::crd::{ProducedResource, SubJobStatus, SubJobs};
 
@@ -21,8 +44,10 @@ pub enum JobState {
     Running,
     /// `SUCCESS`. Terminal.
     Success,
-    /// `FAIL`. Terminal.
+    /// `FAIL` (also `FAILED`, `ERROR`). Terminal.
     Fail,
+    /// `CANCELLED` (also `CANCELED`, `ABORTED`): stopped before it finished. Terminal, a failure.
+    Cancelled,
     /// Any other string: treated as not finished, never as an error.
     Other(String),
 }
@@ -34,9 +59,20 @@ impl JobState {
             "PENDING_PAYMENT" => JobState::PendingPayment,
             "RUNNING" => JobState::Running,
             "SUCCESS" => JobState::Success,
-            "FAIL" | "FAILED" => JobState::Fail,
+            // FAIL is what the jobs API documents; FAILED and ERROR are what other Huawei APIs (and
+            // gateways in front of them) use for the same end.
+            "FAIL" | "FAILED" | "ERROR" => JobState::Fail,
+            "CANCELLED" | "CANCELED" | "ABORTED" => JobState::Cancelled,
             _ => JobState::Other(raw.to_string()),
         }
+    }
+
+    /// Whether the job can no longer change.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            JobState::Success | JobState::Fail | JobState::Cancelled
+        )
     }
 }
 
@@ -81,14 +117,14 @@ impl JobObservation {
     /// Parses a response body. Fails only when there is no job in it at all.
     pub fn parse(body: &[u8]) -> Result<JobObservation, ParseError> {
         let value: Value =
-            serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+            serde_json::from_slice(body).map_err(|e| ParseError::NotJson(json_error(&e)))?;
         Self::from_value(&value)
     }
 
     /// Parses an already decoded response.
     pub fn from_value(value: &Value) -> Result<JobObservation, ParseError> {
         let obj = value.as_object().ok_or(ParseError::NotAnObject)?;
-        let Some(raw_status) = text(value.get("status")) else {
+        let Some(raw_status) = text(value.get("status"), MAX_STATUS_LEN) else {
             return Err(match error_summary(value) {
                 Some(summary) => ParseError::ErrorBody(summary),
                 None => ParseError::MissingStatus,
@@ -106,26 +142,33 @@ impl JobObservation {
         let mut observation = JobObservation {
             state: JobState::parse(&raw_status),
             raw_status,
-            job_id: text(value.get("job_id")),
-            job_type: text(value.get("job_type")),
+            job_id: text(value.get("job_id"), MAX_ID_LEN),
+            job_type: text(value.get("job_type"), MAX_NAME_LEN),
             begin_time: value.get("begin_time").and_then(parse_time),
             end_time: value.get("end_time").and_then(parse_time),
-            error_code: first_text(&[
-                value.get("error_code"),
-                entities.get("error_code"),
-                entities.get("addition_error_code"),
-            ]),
-            fail_reason: first_text(&[
-                value.get("fail_reason"),
-                entities.get("error"),
-                entities.get("addition_error_msg"),
-            ]),
+            error_code: first_text(
+                &[
+                    value.get("error_code"),
+                    entities.get("error_code"),
+                    entities.get("addition_error_code"),
+                ],
+                MAX_NAME_LEN,
+            ),
+            fail_reason: first_text(
+                &[
+                    value.get("fail_reason"),
+                    entities.get("error"),
+                    entities.get("addition_error_msg"),
+                ],
+                MAX_MESSAGE_LEN,
+            ),
             progress: entities.get("process_percent").and_then(percent),
-            current_task: text(entities.get("current_task")),
-            image_id: text(entities.get("image_id")),
-            image_name: text(entities.get("image_name")).or_else(|| text(entities.get("name"))),
-            volume_id: text(entities.get("volume_id")),
-            server_id: text(entities.get("server_id")),
+            current_task: text(entities.get("current_task"), MAX_NAME_LEN),
+            image_id: text(entities.get("image_id"), MAX_ID_LEN),
+            image_name: text(entities.get("image_name"), MAX_NAME_LEN)
+                .or_else(|| text(entities.get("name"), MAX_NAME_LEN)),
+            volume_id: text(entities.get("volume_id"), MAX_ID_LEN),
+            server_id: text(entities.get("server_id"), MAX_ID_LEN),
             resources: Vec::new(),
             sub_jobs: None,
         };
@@ -192,46 +235,45 @@ impl JobObservation {
     }
 }
 
-/// A short `code: message` of any of the documented error bodies, if `value` is one.
+/// Where and how a body is not JSON, without quoting any of it.
+fn json_error(e: &serde_json::Error) -> String {
+    let what = match e.classify() {
+        serde_json::error::Category::Eof => "cut off",
+        serde_json::error::Category::Syntax => "invalid",
+        serde_json::error::Category::Data | serde_json::error::Category::Io => "unreadable",
+    };
+    format!("{what} at line {} column {}", e.line(), e.column())
+}
+
+/// A short `code: message` of one of the two documented error bodies, if `value` is one. Nothing else of an
+/// answer is ever quoted: an endpoint that is not the cloud must not get its content into status.
 pub fn error_summary(value: &Value) -> Option<String> {
-    // {"error": {"message": "...", "code": "IMG.0024"}} (IMS, EVS, ECS)
-    if let Some(error) = value.get("error").filter(|e| e.is_object()) {
-        let code = text(error.get("code"));
-        let message = text(error.get("message"));
-        if code.is_some() || message.is_some() {
-            return Some(join_code_message(code, message));
-        }
-    }
-    // {"error_msg": "...", "error_code": "APIGW.0301", "request_id": "..."} (API gateway)
-    let code = text(value.get("error_code"));
-    let message = text(value.get("error_msg")).or_else(|| text(value.get("message")));
-    if message.is_some() {
-        return Some(join_code_message(code, message));
-    }
-    // {"code": "...", "message": "..."} (some services)
-    let code = text(value.get("code"));
-    if code.is_some() {
-        return Some(join_code_message(code, text(value.get("message"))));
-    }
-    None
+    let code = error_code(value);
+    let message = error_message(value);
+    (code.is_some() || message.is_some()).then(|| join_code_message(code, message))
 }
 
-/// The error message alone, from either documented error body.
+/// The error message of a documented error body: `{"error": {"code", "message"}}` (IMS, EVS, ECS) or
+/// `{"error_code", "error_msg"}` (the API gateway). Cut to [`MAX_MESSAGE_LEN`].
 pub fn error_message(value: &Value) -> Option<String> {
-    value
-        .get("error")
-        .and_then(|e| text(e.get("message")))
-        .or_else(|| text(value.get("error_msg")))
-        .or_else(|| text(value.get("message")))
+    match value.get("error") {
+        Some(error) if error.is_object() => text(error.get("message"), MAX_MESSAGE_LEN),
+        _ => text(value.get("error_msg"), MAX_MESSAGE_LEN),
+    }
 }
 
-/// The error code alone, from either documented error body.
+/// The error code of a documented error body, only when it looks like one (`APIGW.0301`, `Common.0011`:
+/// letters, digits, `.`, `_`, `-`, at most [`MAX_NAME_LEN`]).
 pub fn error_code(value: &Value) -> Option<String> {
-    value
-        .get("error")
-        .and_then(|e| text(e.get("code")))
-        .or_else(|| text(value.get("error_code")))
-        .or_else(|| text(value.get("code")))
+    let code = match value.get("error") {
+        Some(error) if error.is_object() => error.get("code"),
+        _ => value.get("error_code"),
+    };
+    text(code, MAX_NAME_LEN).filter(|c| {
+        c.len() <= 64
+            && c.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'))
+    })
 }
 
 fn join_code_message(code: Option<String>, message: Option<String>) -> String {
@@ -243,17 +285,39 @@ fn join_code_message(code: Option<String>, message: Option<String>) -> String {
     }
 }
 
-/// A non-empty string, also from numbers (some gateways send numeric codes).
-fn text(value: Option<&Value>) -> Option<String> {
+/// A non-empty string, also from numbers (some gateways send numeric codes), cut to `max` bytes (with `…`
+/// when cut) and without control characters.
+fn text(value: Option<&Value>, max: usize) -> Option<String> {
     match value? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) if !s.trim().is_empty() => Some(bounded(s.trim(), max)),
+        Value::Number(n) => Some(bounded(&n.to_string(), max)),
         _ => None,
     }
 }
 
-fn first_text(values: &[Option<&Value>]) -> Option<String> {
-    values.iter().find_map(|v| text(*v))
+/// `s` without control characters, cut to at most `max` bytes on a character boundary.
+pub fn bounded(s: &str, max: usize) -> String {
+    const CUT: char = '…';
+    let mut out = String::with_capacity(s.len().min(max));
+    for ch in s.chars().filter(|c| !c.is_control()) {
+        if out.len() + ch.len_utf8() > max {
+            while out.len() + CUT.len_utf8() > max {
+                if out.pop().is_none() {
+                    break;
+                }
+            }
+            if out.len() + CUT.len_utf8() <= max {
+                out.push(CUT);
+            }
+            break;
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn first_text(values: &[Option<&Value>], max: usize) -> Option<String> {
+    values.iter().find_map(|v| text(*v, max))
 }
 
 /// `process_percent` as 0-100: the documented examples use a fraction (`0.20`), some services 0-100.
@@ -333,42 +397,55 @@ fn summarize_sub_jobs(entities: &Value, values: &[&Value]) -> Option<SubJobs> {
     if total == 0 {
         return None;
     }
-    let items: Vec<SubJobStatus> = values.iter().map(|v| sub_job_status(v)).collect();
-    let count = |status: &str| {
-        items
-            .iter()
-            .filter(|s| s.status.as_deref() == Some(status))
-            .count() as i32
-    };
+    // Count every sub-job, but build (and copy strings of) only the ones listed.
+    let (mut succeeded, mut failed) = (0i32, 0i32);
+    for value in values {
+        match value.get("status").and_then(Value::as_str).map(str::trim) {
+            Some(s) if s.eq_ignore_ascii_case("SUCCESS") => succeeded = succeeded.saturating_add(1),
+            Some(s) if s.eq_ignore_ascii_case("FAIL") => failed = failed.saturating_add(1),
+            _ => {}
+        }
+    }
     Some(SubJobs {
         total: i32::try_from(total).unwrap_or(i32::MAX),
-        succeeded: count("SUCCESS"),
-        failed: count("FAIL"),
-        items: items
-            .into_iter()
+        succeeded,
+        failed,
+        items: values
+            .iter()
             .take(crate::crd::MAX_LISTED_SUB_JOBS)
+            .map(|v| sub_job_status(v))
             .collect(),
     })
 }
 
 fn sub_job_status(value: &Value) -> SubJobStatus {
     let entities = value.get("entities");
-    let resource_id = entities
-        .and_then(|e| first_text(&[e.get("image_id"), e.get("volume_id"), e.get("server_id")]));
+    let resource_id = entities.and_then(|e| {
+        first_text(
+            &[e.get("image_id"), e.get("volume_id"), e.get("server_id")],
+            MAX_ID_LEN,
+        )
+    });
     SubJobStatus {
-        job_id: text(value.get("job_id")),
-        job_type: text(value.get("job_type")),
-        status: text(value.get("status")).map(|s| s.to_ascii_uppercase()),
+        job_id: text(value.get("job_id"), MAX_ID_LEN),
+        job_type: text(value.get("job_type"), MAX_NAME_LEN),
+        status: text(value.get("status"), MAX_STATUS_LEN).map(|s| s.to_ascii_uppercase()),
         resource_id,
-        error_code: first_text(&[
-            value.get("error_code"),
-            entities.and_then(|e| e.get("error_code")),
-        ]),
-        fail_reason: first_text(&[
-            value.get("fail_reason"),
-            entities.and_then(|e| e.get("errorcode_message")),
-            entities.and_then(|e| e.get("error")),
-        ]),
+        error_code: first_text(
+            &[
+                value.get("error_code"),
+                entities.and_then(|e| e.get("error_code")),
+            ],
+            MAX_NAME_LEN,
+        ),
+        fail_reason: first_text(
+            &[
+                value.get("fail_reason"),
+                entities.and_then(|e| e.get("errorcode_message")),
+                entities.and_then(|e| e.get("error")),
+            ],
+            MAX_MESSAGE_LEN,
+        ),
     }
 }
 
@@ -382,7 +459,12 @@ fn produced_resources(entities: &Value, sub_jobs: &[&Value]) -> Vec<ProducedReso
         .into_iter()
         .flatten()
     {
-        found.add("image", text(result.get("image_id")), None, None);
+        found.add(
+            "image",
+            text(result.get("image_id"), MAX_ID_LEN),
+            None,
+            None,
+        );
     }
     for data_image in entities
         .get("__data_images")
@@ -390,63 +472,86 @@ fn produced_resources(entities: &Value, sub_jobs: &[&Value]) -> Vec<ProducedReso
         .into_iter()
         .flatten()
     {
+        if found.is_full() {
+            break;
+        }
         found.add(
             "image",
-            text(data_image.get("image_id")),
-            text(data_image.get("image_name")),
+            text(data_image.get("image_id"), MAX_ID_LEN),
+            text(data_image.get("image_name"), MAX_NAME_LEN),
             None,
         );
     }
     // A failed sub-job's id (a volume that errored, say) is not something the job produced.
-    let failed = |v: &Value| text(v.get("status")).is_some_and(|s| s.eq_ignore_ascii_case("FAIL"));
+    let failed = |v: &Value| {
+        v.get("status")
+            .and_then(Value::as_str)
+            .is_some_and(|s| s.trim().eq_ignore_ascii_case("FAIL"))
+    };
     for sub_job in sub_jobs.iter().filter(|v| !failed(v)) {
+        if found.is_full() {
+            break;
+        }
         if let Some(e) = sub_job.get("entities") {
-            found.add_own_ids(e, text(sub_job.get("job_id")));
+            found.add_own_ids(e, text(sub_job.get("job_id"), MAX_ID_LEN));
         }
     }
-    found.0
+    found.list
 }
 
-/// Produced resources without duplicates.
+/// Produced resources without duplicates, at most [`MAX_RESOURCES`]: a set makes the duplicate check
+/// constant time, so a hostile list of thousands costs linear time, and nothing past the cap is kept.
 #[derive(Default)]
-struct Resources(Vec<ProducedResource>);
+struct Resources {
+    list: Vec<ProducedResource>,
+    seen: HashSet<(&'static str, String)>,
+}
 
 impl Resources {
+    fn is_full(&self) -> bool {
+        self.list.len() >= MAX_RESOURCES
+    }
+
     fn add(
         &mut self,
-        kind: &str,
+        kind: &'static str,
         id: Option<String>,
         name: Option<String>,
         sub_job_id: Option<String>,
     ) {
-        if let Some(id) = id
-            && !self.0.iter().any(|r| r.id == id && r.kind == kind)
-        {
-            self.0.push(ProducedResource {
-                kind: kind.to_string(),
-                id,
-                name,
-                sub_job_id,
-            });
+        let Some(id) = id else { return };
+        if self.is_full() || !self.seen.insert((kind, id.clone())) {
+            return;
         }
+        self.list.push(ProducedResource {
+            kind: kind.to_string(),
+            id,
+            name,
+            sub_job_id,
+        });
     }
 
     /// The ids an `entities` object names about itself.
     fn add_own_ids(&mut self, e: &Value, sub_job_id: Option<String>) {
         self.add(
             "image",
-            text(e.get("image_id")),
-            text(e.get("image_name")),
+            text(e.get("image_id"), MAX_ID_LEN),
+            text(e.get("image_name"), MAX_NAME_LEN),
             sub_job_id.clone(),
         );
         self.add(
             "volume",
-            text(e.get("volume_id")),
-            text(e.get("name")),
+            text(e.get("volume_id"), MAX_ID_LEN),
+            text(e.get("name"), MAX_NAME_LEN),
             sub_job_id.clone(),
         );
-        self.add("server", text(e.get("server_id")), None, sub_job_id.clone());
-        self.add("nic", text(e.get("nic_id")), None, sub_job_id);
+        self.add(
+            "server",
+            text(e.get("server_id"), MAX_ID_LEN),
+            None,
+            sub_job_id.clone(),
+        );
+        self.add("nic", text(e.get("nic_id"), MAX_ID_LEN), None, sub_job_id);
     }
 }
 
@@ -667,5 +772,153 @@ mod tests {
         assert_eq!(percent(&json!("45%")), Some(45));
         assert_eq!(percent(&json!(f64::MAX)), Some(100));
         assert_eq!(percent(&json!(-1)), None);
+    }
+
+    /// A hostile answer just under the client's 4 MiB cap: thousands of produced resources (duplicates
+    /// included), huge strings everywhere, quotes and control characters that JSON escaping inflates.
+    pub(crate) fn hostile_body(status: &str) -> Vec<u8> {
+        let huge = |c: &str, n: usize| c.repeat(n);
+        let sub_jobs: Vec<Value> = (0..3000)
+            .map(|i| {
+                json!({
+                    "status": if i % 7 == 0 { "FAIL" } else { "SUCCESS" },
+                    "job_id": format!("{i}{}", "j".repeat(200)),
+                    "job_type": huge("\"", 20),
+                    "fail_reason": huge("\u{1}", 20),
+                    // Every id twice: the duplicate check runs on all of them.
+                    "entities": {"volume_id": format!("{}{}", i / 2, "v".repeat(150)), "name": huge("\"", 150)}
+                })
+            })
+            .collect();
+        let body = json!({
+            "status": status,
+            "job_id": huge("j", 100_000),
+            "job_type": huge("\"", 100_000),
+            "error_code": huge("e", 50_000),
+            "fail_reason": huge("\u{1}", 50_000),
+            "entities": {
+                "current_task": huge("t", 100_000),
+                "image_name": huge("n", 100_000),
+                "sub_jobs": sub_jobs,
+            }
+        });
+        let bytes = serde_json::to_vec(&body).expect("json");
+        assert!(
+            bytes.len() > 3 * 1024 * 1024 && bytes.len() < 4 * 1024 * 1024,
+            "{}",
+            bytes.len()
+        );
+        bytes
+    }
+
+    #[test]
+    fn a_hostile_answer_is_bounded_in_what_it_keeps_and_the_status_stays_small() {
+        let cj = crate::test_support::cloudjob("hostile");
+        let mut largest = 0;
+        for status in [
+            "RUNNING",
+            "SUCCESS",
+            "FAIL",
+            "\u{1}".repeat(10_000).as_str(),
+        ] {
+            let job = JobObservation::parse(&hostile_body(status)).expect("a job");
+            assert!(
+                job.resources.len() <= MAX_RESOURCES,
+                "{}",
+                job.resources.len()
+            );
+            assert!(job.raw_status.len() <= MAX_STATUS_LEN);
+            assert!(
+                job.job_type
+                    .as_ref()
+                    .is_some_and(|t| t.len() <= MAX_NAME_LEN)
+            );
+            assert!(
+                job.current_task
+                    .as_ref()
+                    .is_some_and(|t| t.len() <= MAX_NAME_LEN)
+            );
+            assert!(
+                job.fail_reason
+                    .as_ref()
+                    .is_none_or(|t| t.len() <= MAX_MESSAGE_LEN)
+            );
+            let sub = job.sub_jobs.as_ref().expect("sub-jobs");
+            assert_eq!(sub.total, 3000, "every sub-job is counted");
+            assert_eq!(sub.items.len(), crate::crd::MAX_LISTED_SUB_JOBS);
+            let next = crate::status::next_status(
+                &cj,
+                &crate::status::Outcome::Observed(&job),
+                "2026-01-01T00:00:00Z".parse().expect("ts"),
+            );
+            let size = serde_json::to_vec(&next).expect("json").len();
+            largest = largest.max(size);
+        }
+        assert!(
+            largest < MAX_STATUS_BYTES,
+            "status of {largest} bytes from a hostile answer"
+        );
+    }
+
+    #[test]
+    fn duplicates_are_dropped_in_linear_time() {
+        // 50,000 distinct ids listed twice: quadratic dedup would compare 10^9 pairs.
+        let sub_jobs: Vec<Value> = (0..100_000)
+            .map(|i| json!({"status": "SUCCESS", "entities": {"server_id": format!("s{}", i % 50_000)}}))
+            .collect();
+        let started = std::time::Instant::now();
+        let job = JobObservation::from_value(
+            &json!({"status": "SUCCESS", "entities": {"sub_jobs": sub_jobs}}),
+        )
+        .expect("job");
+        assert_eq!(job.resources.len(), MAX_RESOURCES);
+        let ids: HashSet<_> = job.resources.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids.len(), MAX_RESOURCES, "no duplicates");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    fn terminal_failure_strings_are_terminal() {
+        for (raw, want) in [
+            ("FAIL", JobState::Fail),
+            ("failed", JobState::Fail),
+            ("ERROR", JobState::Fail),
+            ("CANCELLED", JobState::Cancelled),
+            ("canceled", JobState::Cancelled),
+            ("ABORTED", JobState::Cancelled),
+        ] {
+            let job = JobObservation::from_value(&json!({"status": raw})).expect("job");
+            assert_eq!(job.state, want, "{raw}");
+            assert!(job.state.is_terminal());
+        }
+        assert!(!JobState::parse("QUEUED").is_terminal());
+    }
+
+    #[test]
+    fn only_the_documented_error_shapes_are_quoted() {
+        let gw = json!({"error_code": "APIGW.0301", "error_msg": "bad", "request_id": "r"});
+        assert_eq!(error_summary(&gw).as_deref(), Some("APIGW.0301: bad"));
+        let svc = json!({"error": {"code": "IMG.0024", "message": "gone"}});
+        assert_eq!(error_summary(&svc).as_deref(), Some("IMG.0024: gone"));
+        for other in [
+            json!({"message": "internal detail"}),
+            json!({"code": "X", "message": "internal detail"}),
+            json!({"status": 404, "path": "/internal"}),
+        ] {
+            assert_eq!(error_summary(&other), None, "{other}");
+        }
+        // A code that is not shaped like one is dropped, the message is cut.
+        let odd = json!({"error": {"code": "<html>", "message": "m".repeat(10_000)}});
+        assert_eq!(error_code(&odd), None);
+        assert!(error_message(&odd).is_some_and(|m| m.len() <= MAX_MESSAGE_LEN));
+    }
+
+    #[test]
+    fn bounded_cuts_on_a_boundary_and_drops_control_characters() {
+        assert_eq!(bounded("a\u{1}b\nc", 10), "abc");
+        let cut = bounded(&"é".repeat(100), 11);
+        assert!(cut.len() <= 11 && cut.ends_with('…'), "{cut}");
+        assert_eq!(bounded("short", 5), "short");
+        assert_eq!(bounded("toolong", 2), "");
     }
 }

@@ -391,7 +391,13 @@ pub(crate) mod mock {
         let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let client = Client::new(service, "default");
         let cloud = CloudClient::new(&ClientSettings::default()).expect("http client");
-        let shared = Shared::new(client, cloud, Arc::new(Metrics::new()), Config::default());
+        // The simulator is on 127.0.0.1, outside the default endpoint allow-list.
+        let config = Config {
+            allowed_endpoints: crate::cloud::endpoint::AllowList::parse("127.0.0.1")
+                .expect("allow-list"),
+            ..Config::default()
+        };
+        let shared = Shared::new(client, cloud, Arc::new(Metrics::new()), config);
         let context = Context {
             shared: Arc::new(shared),
         };

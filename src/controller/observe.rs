@@ -60,9 +60,11 @@ impl From<Error> for Stop {
 
 async fn poll(cj: &CloudJob, ctx: &Context) -> Result<JobObservation, Stop> {
     let shared = &ctx.shared;
+    let template = shared.config.endpoint_template.as_deref();
+    let base = endpoint::base_url(&cj.spec, template).map_err(Problem::InvalidEndpoint)?;
+    endpoint::check_allowed(&cj.spec, &base, template, &shared.config.allowed_endpoints)
+        .map_err(|e| Problem::Cloud(e.into()))?;
     let credentials = read_credentials(cj, ctx).await?;
-    let base = endpoint::base_url(&cj.spec, shared.config.endpoint_template.as_deref())
-        .map_err(Problem::InvalidEndpoint)?;
     // The endpoint's rate limit: wait here only for a turn that is (almost) now; otherwise book a turn
     // and free this reconcile slot until then.
     let endpoint_key = endpoint::rate_limit_key(&base);
@@ -128,6 +130,7 @@ async fn check_outputs_config_map(cj: &CloudJob, ctx: &Context) -> Result<(), St
 async fn read_credentials(cj: &CloudJob, ctx: &Context) -> Result<aksk::Credentials, Stop> {
     let namespace = cj.namespace().ok_or(Error::MissingNamespace)?;
     let reference = &cj.spec.credentials_secret_ref;
+    credentials::validate_reference(reference).map_err(Problem::SecretInvalid)?;
     let cache = &ctx.shared.credentials;
     if let Some(creds) = cache.get(&namespace, reference) {
         return Ok(creds);

@@ -225,6 +225,8 @@ impl NodeEnv {
     pub fn values_file(&self, dir: &Path, tag: &str, extra: serde_json::Value) -> PathBuf {
         let mut values = json!({
             "image": {"repository": "localhost/cloudjob-operator", "tag": tag, "pullPolicy": "Never"},
+            // The simulator listens on the bridge address, a private one outside the default allow-list.
+            "allowedEndpoints": [GATEWAY.to_string()],
             "extraEnv": [
                 {"name": "KUBERNETES_SERVICE_HOST", "value": GATEWAY.to_string()},
                 {"name": "KUBERNETES_SERVICE_PORT", "value": self.node.api_port().to_string()},

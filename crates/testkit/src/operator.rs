@@ -39,7 +39,8 @@ impl ProcessOptions {
         ProcessOptions {
             binary: binary.into(),
             kubeconfig: kubeconfig.into(),
-            args: Vec::new(),
+            // The simulator and the tests' own servers are on 127.0.0.1, outside the default allow-list.
+            args: vec!["--allowed-endpoints".into(), "127.0.0.1".into()],
             rust_log: "info,cloudjob_operator=debug,kube=warn".into(),
             log: None,
         }
@@ -200,6 +201,11 @@ impl Operator {
             Some(log) => format!("; its log ({}):\n{}", log.display(), self.log_tail()),
             None => String::new(),
         }
+    }
+
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub fn metrics_address(&self) -> SocketAddr {
+        self.metrics_address
     }
 
     /// A scrape of `/metrics`.

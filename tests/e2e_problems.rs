@@ -361,3 +361,49 @@ async fn throttling_and_server_errors_end_in_the_right_status_and_never_read_as_
         "throttled requests are counted"
     );
 }
+
+/// Rejected credentials retried again and again write status once: the message carries no per-request data
+/// (the gateway's echo of the signed request, a date), so the retries change nothing a user can see.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retries_of_the_same_problem_write_status_only_once() {
+    let env = Env::start().await;
+    let operator = env.operator(FAST_RETRIES).await;
+    let ns = env.namespace("retries").await;
+    env.secret(&ns, "wrong", AK, "not-the-secret-key").await;
+    let job = env
+        .sim
+        .create_job(
+            JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(600.0),
+        )
+        .expect("job");
+    let mut manifest = env.cloudjob_manifest("rejected", "ims", &job.job_id);
+    manifest["spec"]["credentialsSecretRef"]["name"] = "wrong".into();
+    env.create_cloudjob_from(&ns, manifest).await;
+    let before = env
+        .watch(&ns, "rejected")
+        .await
+        .until(WAIT, "Stalled with AuthenticationFailed", |cj| {
+            cj.status
+                .as_ref()
+                .is_some_and(|s| condition_is(s, "Stalled", "True", "AuthenticationFailed"))
+                .then(|| cj.clone())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", operator.log_tail()));
+    let requests = || env.job_requests(&job.job_id);
+    let requests_before = requests();
+    // Reconciles of one object never overlap: once a fourth retry has been answered, the third one's
+    // reconcile, and whatever it wrote, is done.
+    cloudjob_testenv::wait_for(WAIT, "four more rejected retries", || async {
+        (requests() >= requests_before + 4).then_some(())
+    })
+    .await
+    .expect("it kept retrying");
+    let after = env.cloudjobs(&ns).get("rejected").await.expect("cloudjob");
+    assert_eq!(
+        before.metadata.resource_version,
+        after.metadata.resource_version,
+        "{} retries of the same problem wrote nothing after the first",
+        requests() - requests_before
+    );
+}

@@ -59,13 +59,12 @@ impl ModeEnv {
         cfg: &BenchConfig,
         cp: &ControlPlane,
     ) -> anyhow::Result<()> {
-        let options = ProcessOptions {
-            args: self.operator_args.clone(),
-            // Issue 6 measures the operator as deployed: warnings only, no per-poll logging cost.
-            rust_log: "warn".into(),
-            log: Some(self.operator_log.clone()),
-            ..ProcessOptions::new(&cfg.operator_bin, cp.kubeconfig_path())
-        };
+        // The kit's own arguments (the simulators' address allowed) come first, this mode's after.
+        let mut options = ProcessOptions::new(&cfg.operator_bin, cp.kubeconfig_path())
+            .args(&self.operator_args);
+        // Issue 6 measures the operator as deployed: warnings only, no per-poll logging cost.
+        options.rust_log = "warn".into();
+        options.log = Some(self.operator_log.clone());
         self.operator = Some(Operator::process(options).await?);
         Ok(())
     }

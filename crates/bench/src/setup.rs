@@ -60,8 +60,8 @@ impl ModeEnv {
         cp: &ControlPlane,
     ) -> anyhow::Result<()> {
         // The kit's own arguments (the simulators' address allowed) come first, this mode's after.
-        let mut options = ProcessOptions::new(&cfg.operator_bin, cp.kubeconfig_path())
-            .args(&self.operator_args);
+        let mut options =
+            ProcessOptions::new(&cfg.operator_bin, cp.kubeconfig_path()).args(&self.operator_args);
         // Issue 6 measures the operator as deployed: warnings only, no per-poll logging cost.
         options.rust_log = "warn".into();
         options.log = Some(self.operator_log.clone());

@@ -63,6 +63,34 @@ pub struct ControlPlane {
     dir: PathBuf,
     /// Owns `dir` when it is a temporary directory (always, except for `cloudjob-testenv up`).
     temp: Option<TempDir>,
+    /// How kube-apiserver was started, to start it again ([`ControlPlane::restart_api_server`]).
+    api_server_launch: Option<Launch>,
+    /// kube-apiserver restarts so far (each gets a log of its own).
+    api_server_restarts: u32,
+}
+
+/// A program and its arguments, kept to start it again the same way.
+#[derive(Clone, Debug)]
+struct Launch {
+    program: std::ffi::OsString,
+    args: Vec<std::ffi::OsString>,
+    log_dir: PathBuf,
+}
+
+impl Launch {
+    fn of(command: &Command, log_dir: &Path) -> Launch {
+        Launch {
+            program: command.get_program().to_owned(),
+            args: command.get_args().map(ToOwned::to_owned).collect(),
+            log_dir: log_dir.to_path_buf(),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.program);
+        command.args(&self.args);
+        command
+    }
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -87,6 +115,7 @@ struct Running {
     watchdog: Option<Watchdog>,
     client: kube::Client,
     endpoint: Endpoint,
+    api_server_launch: Launch,
 }
 
 impl ControlPlane {
@@ -150,6 +179,8 @@ impl ControlPlane {
             watchdog: None,
             dir,
             temp: Some(temp),
+            api_server_launch: None,
+            api_server_restarts: 0,
         })
     }
 
@@ -216,7 +247,55 @@ impl ControlPlane {
             watchdog: running.watchdog,
             dir,
             temp,
+            api_server_launch: Some(running.api_server_launch),
+            api_server_restarts: 0,
         })
+    }
+
+    /// Kills kube-apiserver with SIGKILL, as a crash or an OOM kill would, starts it again with the same
+    /// arguments (same port, certificates and etcd), and returns once it is ready. etcd keeps running, so
+    /// every object survives; clients see their connections and watches break. For recovery tests.
+    pub async fn restart_api_server(&mut self) -> anyhow::Result<()> {
+        let launch = self
+            .api_server_launch
+            .clone()
+            .context("this control plane did not start kube-apiserver (an existing cluster)")?;
+        let index = self
+            .processes
+            .iter()
+            .position(|p| p.name() == "kube-apiserver")
+            .context("kube-apiserver is not running")?;
+        self.processes[index].kill();
+        self.api_server_restarts += 1;
+        let log = launch.log_dir.join(format!(
+            "kube-apiserver-restart-{}.log",
+            self.api_server_restarts
+        ));
+        let process = Supervised::spawn("kube-apiserver", launch.command(), &log, Lifetime::Owned)?;
+        if let Some(watchdog) = self.watchdog.as_mut() {
+            watchdog.guard(process.pid())?;
+        }
+        self.processes[index] = process;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self.processes[index].exited() {
+                bail!(
+                    "the restarted kube-apiserver exited ({status}); end of its log:\n{}",
+                    self.processes[index].log_tail(LOG_TAIL_BYTES)
+                );
+            }
+            let problem = match probe_ready(&self.client).await {
+                Ok(()) => return Ok(()),
+                Err(problem) => problem,
+            };
+            if Instant::now() >= deadline {
+                bail!(
+                    "the restarted kube-apiserver was not ready within {READY_TIMEOUT:?} (last: {problem:#}); end of its log:\n{}",
+                    self.processes[index].log_tail(LOG_TAIL_BYTES)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// An admin client (cluster-admin through the `system:masters` group). Cloning is cheap.
@@ -476,6 +555,7 @@ async fn launch_once(
         // kube-controller-manager (not run here) creates.
         apiserver.arg("--disable-admission-plugins=ServiceAccount");
     }
+    let api_server_launch = Launch::of(&apiserver, &logs);
     processes.push(spawn(
         "kube-apiserver",
         apiserver,
@@ -513,6 +593,7 @@ async fn launch_once(
         watchdog,
         client,
         endpoint,
+        api_server_launch,
     }))
 }
 

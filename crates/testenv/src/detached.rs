@@ -5,7 +5,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::process::{process_is_running, terminate_foreign};
+use crate::process::{GRACE, process_is_running, terminate_foreign};
+
+/// The name recorded for the background `cloudjob-testenv run --node` process of `up --node`.
+pub const NODE_RUNNER: &str = "cloudjob-testenv";
+
+/// How long `down` lets the node runner finish after SIGTERM. Its SIGTERM handler tears the node down
+/// (pods, containerd, kubelet, the host state) and then stops its control plane; killing it midway would
+/// orphan etcd and kube-apiserver and leave the host half restored, so this is far above the few seconds
+/// the teardown takes.
+const NODE_RUNNER_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// File name of the state inside the control plane's directory.
 pub const STATE_FILE: &str = "state.json";
@@ -58,11 +67,17 @@ impl DetachedState {
         !self.processes.is_empty() && self.processes.iter().all(Self::is_running)
     }
 
-    /// Stops the processes (kube-apiserver first; SIGTERM, SIGKILL after 3 s) and removes the directory.
+    /// Stops the processes (kube-apiserver first; SIGTERM, then SIGKILL after 3 s, or after
+    /// [`NODE_RUNNER_GRACE`] for the node runner) and removes the directory.
     pub fn stop(&self) -> anyhow::Result<()> {
         let mut survivors = Vec::new();
         for process in self.processes.iter().rev() {
-            if Self::is_running(process) && !terminate_foreign(process.pid) {
+            let grace = if process.name == NODE_RUNNER {
+                NODE_RUNNER_GRACE
+            } else {
+                GRACE
+            };
+            if Self::is_running(process) && !terminate_foreign(process.pid, grace) {
                 survivors.push(format!("{} (pid {})", process.name, process.pid));
             }
         }

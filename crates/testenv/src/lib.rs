@@ -26,7 +26,7 @@ mod util;
 
 pub use binaries::{Binaries, binaries, cache_dir, repo_root};
 pub use control_plane::{ControlPlane, ControlPlaneOptions, EXISTING_KUBECONFIG_ENV};
-pub use detached::{DetachedProcess, DetachedState, STATE_FILE, remove_dir};
+pub use detached::{DetachedProcess, DetachedState, NODE_RUNNER, STATE_FILE, remove_dir};
 pub use node::{
     BRIDGE, GATEWAY, HOST_STATE_DIR, HostState, NODE_NAME, Node, NodeBinaries, NodeUnavailable,
     prepare_node, start_node_or_skip,

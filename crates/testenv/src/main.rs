@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use cloudjob_testenv::{
-    BRIDGE, ControlPlane, DetachedState, GATEWAY, HOST_STATE_DIR, NODE_NAME, Node, binaries,
-    cache_dir, remove_dir,
+    BRIDGE, ControlPlane, DetachedState, GATEWAY, HOST_STATE_DIR, NODE_NAME, NODE_RUNNER, Node,
+    binaries, cache_dir, remove_dir,
 };
 
 #[derive(Parser)]
@@ -133,7 +133,7 @@ fn down(dir: &Path) -> anyhow::Result<()> {
     match DetachedState::load(dir)? {
         Some(state) => {
             state.stop()?;
-            if state.processes.iter().any(|p| p.name == RUNNER) {
+            if state.processes.iter().any(|p| p.name == NODE_RUNNER) {
                 wait_for_node_teardown()?;
             }
             eprintln!(
@@ -210,9 +210,6 @@ async fn run() -> anyhow::Result<()> {
     drop(control_plane);
     Ok(())
 }
-
-/// The name recorded in state.json for the background `run --node` process of `up --node`.
-const RUNNER: &str = "cloudjob-testenv";
 
 async fn run_node() -> anyhow::Result<()> {
     let started = std::time::Instant::now();
@@ -322,7 +319,7 @@ fn up_node(dir: &Path) -> anyhow::Result<()> {
         kubeconfig: kubeconfig.clone(),
         dir: dir.to_path_buf(),
         processes: vec![cloudjob_testenv::DetachedProcess {
-            name: RUNNER.to_owned(),
+            name: NODE_RUNNER.to_owned(),
             pid: child.id(),
             log: log_path.clone(),
         }],

@@ -166,6 +166,17 @@ impl Supervised {
         }
     }
 
+    /// SIGKILL at once, as a crash would, and reap. Idempotent.
+    pub(crate) fn kill(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        // An error means it has already exited; `wait` reaps it either way.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Leaves the child running after this value and its owner are gone (`cloudjob-testenv up`).
     pub(crate) fn detach(mut self) {
         self.done = true;
@@ -194,10 +205,10 @@ pub fn process_is_running(pid: u32) -> bool {
     }
 }
 
-/// SIGTERM, then SIGKILL after [`GRACE`], for a process that is not our child (`cloudjob-testenv down`).
+/// SIGTERM, then SIGKILL after `grace`, for a process that is not our child (`cloudjob-testenv down`).
 /// Returns whether it is gone.
-pub(crate) fn terminate_foreign(pid: u32) -> bool {
-    terminate(pid, GRACE, || !process_is_running(pid))
+pub(crate) fn terminate_foreign(pid: u32, grace: Duration) -> bool {
+    terminate(pid, grace, || !process_is_running(pid))
 }
 
 /// Stops process `pid`: SIGTERM, then SIGKILL if `has_exited` does not say so within `grace`; returns

@@ -269,6 +269,12 @@ async fn up_node_runs_in_the_background_and_down_restores_the_host() {
         String::from_utf8_lossy(&status.stderr)
     );
 
+    let node_dir = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("export CLOUDJOB_NODE_DIR="))
+        .expect("up prints the node's directory")
+        .to_owned();
+
     let down = testenv(&["down"]);
     assert!(
         down.status.success(),
@@ -278,6 +284,43 @@ async fn up_node_runs_in_the_background_and_down_restores_the_host() {
     // `down` returns once the teardown has released the lock: the host is back now.
     assert!(!dir.exists(), "down removed the state directory");
     assert_restored(&before, &HostState::capture().expect("host state"));
+    // Nothing the node started outlives `down`: not its etcd or kube-apiserver either (their command
+    // lines name the control plane's directory), which the runner stops only after the node's teardown.
+    let control_plane_dir = kubeconfig
+        .parent()
+        .expect("the kubeconfig lives in the control plane's directory")
+        .to_string_lossy()
+        .into_owned();
+    for dir in [&node_dir, &control_plane_dir] {
+        let survivors = processes_mentioning(dir);
+        assert!(
+            survivors.is_empty(),
+            "processes of {dir} survived `down`: {survivors:?}"
+        );
+    }
+}
+
+/// `PID command line` of every process whose command line mentions `text`.
+fn processes_mentioning(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(text) && cloudjob_testenv::process_is_running(pid.parse().unwrap_or(0))
+        {
+            found.push(format!("{pid} {cmdline}"));
+        }
+    }
+    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -270,7 +270,10 @@ pub struct CloudJobStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_type: Option<String>,
     /// Percent done, 0-100: from `process_percent`, or from finished sub-jobs out of all.
+    // The bounds are in the schema because the API server does not enforce `format: int32`: a status
+    // written out of range by anyone else would otherwise make the object undecodable for the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
     pub progress: Option<i32>,
     /// The step the job is executing now (`entities.current_task`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -391,10 +394,14 @@ pub struct ProducedResource {
 #[serde(rename_all = "camelCase")]
 pub struct SubJobs {
     /// All sub-jobs (`sub_jobs_total` where the cloud reports it).
+    // Bounded in the schema, as `progress` is: `format: int32` alone is not enforced.
+    #[schemars(range(min = 0, max = 2_147_483_647))]
     pub total: i32,
     /// Sub-jobs in SUCCESS.
+    #[schemars(range(min = 0, max = 2_147_483_647))]
     pub succeeded: i32,
     /// Sub-jobs in FAIL.
+    #[schemars(range(min = 0, max = 2_147_483_647))]
     pub failed: i32,
     /// The first sub-jobs, at most 50.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -92,6 +92,9 @@ pub struct Rules {
     pub credentials_grace: Duration,
 }
 
+/// How soon a problem that needs confirming ([`Reason::needs_confirmation`]) is asked again.
+pub const CONFIRM_AFTER: Duration = Duration::from_secs(5);
+
 /// What to do after this reconcile.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
@@ -188,8 +191,20 @@ fn decide(
             (status, Next::Poll(delay))
         }
         Observation::Problem(problem) => past_deadline(cj).unwrap_or_else(|| {
-            let since = problem_since(cj, problem.reason()).unwrap_or(now);
-            let handling = handling(cj, problem.reason(), since, now, rules);
+            let reported_since = problem_since(cj, problem.reason());
+            let since = reported_since.unwrap_or(now);
+            let handling = handling(
+                cj,
+                problem.reason(),
+                reported_since.is_some(),
+                since,
+                now,
+                rules,
+            );
+            // A problem that needs confirming is asked again soon, not after the whole back-off.
+            let confirm_after = (handling == Handling::Retry
+                && problem.reason().needs_confirmation())
+            .then_some(CONFIRM_AFTER);
             // Look again when the grace period ends, so that the problem reads as Stalled on time.
             let until_stalled = match handling {
                 Handling::Grace { stalls_at } => {
@@ -203,7 +218,7 @@ fn decide(
                 handling,
             };
             let next = Next::Retry {
-                after: problem.retry_after(),
+                after: problem.retry_after().or(confirm_after),
                 at_most: [remaining, until_stalled].into_iter().flatten().min(),
             };
             (status::next_status(cj, &outcome, now), next)
@@ -236,13 +251,18 @@ fn problem_since(cj: &CloudJob, reason: Reason) -> Option<Timestamp> {
 }
 
 /// Whether a problem reads as retrying, as a credentials problem in its grace period, or as Stalled.
+/// `already_reported`: the CloudJob's status already names this problem (it was seen before).
 fn handling(
     cj: &CloudJob,
     reason: Reason,
+    already_reported: bool,
     since: Timestamp,
     now: Timestamp,
     rules: &Rules,
 ) -> Handling {
+    if reason.needs_confirmation() && !already_reported {
+        return Handling::Retry;
+    }
     if reason.is_credentials_problem() {
         let grace = cj
             .spec
@@ -662,6 +682,37 @@ mod tests {
     }
 
     #[test]
+    fn a_first_not_found_is_confirmed_soon_before_it_stalls() {
+        let not_found = Observation::Problem(Problem::Cloud(CloudError::NotFound {
+            status: 404,
+            code: "IMG.0024".into(),
+            message: "not found".into(),
+        }));
+        let first = plan(&cloudjob("a"), &not_found, at(1), &RULES, 1.0);
+        assert_eq!(
+            condition_of(&first.status, condition::READY),
+            Some(("False", "JobNotFound"))
+        );
+        assert_eq!(
+            condition_of(&first.status, condition::RECONCILING),
+            Some(("True", "ProgressingWithRetry"))
+        );
+        assert_eq!(condition_of(&first.status, condition::STALLED), None);
+        assert_eq!(
+            first.next,
+            Next::Retry {
+                after: Some(CONFIRM_AFTER),
+                at_most: None
+            }
+        );
+        // The job turns up on the confirming poll: it simply runs.
+        let cj = with_status(cloudjob("a"), first.status);
+        let found = plan(&cj, &job(json!({"status": "RUNNING"})), at(6), &RULES, 1.0);
+        assert_eq!(found.status.phase, Some(Phase::Running));
+        assert_eq!(condition_of(&found.status, condition::STALLED), None);
+    }
+
+    #[test]
     fn problems_that_need_a_person_stall_at_once_and_passing_ones_retry() {
         let rules = Rules {
             credentials_grace: Duration::from_secs(300),
@@ -672,10 +723,24 @@ mod tests {
             code: "IMG.0024".into(),
             message: "not found".into(),
         }));
-        let p = plan(&cloudjob("a"), &not_found, at(1), &rules, 1.0);
+        let first = plan(&cloudjob("a"), &not_found, at(1), &rules, 1.0);
+        let confirmed = plan(
+            &with_status(cloudjob("a"), first.status.clone()),
+            &not_found,
+            at(6),
+            &rules,
+            1.0,
+        );
         assert_eq!(
-            condition_of(&p.status, condition::STALLED),
+            condition_of(&confirmed.status, condition::STALLED),
             Some(("True", "JobNotFound"))
+        );
+        assert_eq!(
+            confirmed.next,
+            Next::Retry {
+                after: None,
+                at_most: None
+            }
         );
         let p = plan(&cloudjob("a"), &throttled(None), at(1), &rules, 1.0);
         assert_eq!(

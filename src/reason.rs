@@ -75,6 +75,13 @@ impl Reason {
         )
     }
 
+    /// A lasting problem that one answer does not prove: a job the cloud has just created can be
+    /// unknown for a moment to the replica that answers, and a gateway can answer 404 briefly. It is
+    /// asked once more before it reads as Stalled.
+    pub fn needs_confirmation(self) -> bool {
+        matches!(self, Reason::JobNotFound)
+    }
+
     /// A problem with the credentials, which often fixes itself shortly (a Secret created by External
     /// Secrets or Sealed Secrets a few seconds after the CloudJob, keys being rotated): it reads as
     /// Reconciling for a grace period before it reads as Stalled.

@@ -18,6 +18,7 @@ use std::{
 use cloudjob_operator::crd::{CloudJob, Phase};
 use cloudjob_sim::{JobSpec, Service};
 use cloudjob_testkit::e2e::*;
+use futures::StreamExt as _;
 use gitops::{kstatus, raw_cloudjob, tools};
 
 const FAST_RETRIES: &[&str] = &["--error-backoff-min", "300ms", "--error-backoff-max", "2s"];
@@ -410,35 +411,45 @@ async fn without_an_operator_helm4_times_out_and_never_says_deployed() {
     );
 }
 
+/// Installs running at once in `twenty_helm4_installs_give_no_false_deployed`: each is its own release in
+/// its own namespace, so they are independent, and running them side by side (as a GitOps tool
+/// reconciling many releases does) keeps the test short.
+const CONCURRENT_INSTALLS: usize = 5;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_helm4_installs_give_no_false_deployed() {
     let tools = tools();
     let env = Env::start().await;
     let home = tempfile::tempdir().expect("helm home");
     let operator = env.operator(FAST_RETRIES).await;
+    // Even runs: a good job of 1-3 s. Odd runs: the Secret is missing (created by nobody), so the job can
+    // never finish and the install must time out.
+    let run_one = |i: usize| {
+        let (env, helm4, home) = (&env, &tools.helm4, home.path());
+        async move {
+            let good = i.is_multiple_of(2);
+            let ns = format!("repeat-{i}");
+            let id = job(env, 1.0 + (i % 3) as f64);
+            let sets = if good {
+                vec![]
+            } else {
+                vec!["--set=secret.create=false".to_string()]
+            };
+            let timeout = if good { "60s" } else { "6s" };
+            let run = install(helm4, env, home, (&ns, timeout), &[("image", &id)], &sets).await;
+            let phase = phase(env, &ns, "image").await;
+            (i, good, run, phase)
+        }
+    };
+    let mut runs: Vec<_> = futures::stream::iter(0..20)
+        .map(run_one)
+        .buffer_unordered(CONCURRENT_INSTALLS)
+        .collect()
+        .await;
+    runs.sort_by_key(|(i, ..)| *i);
     let mut false_deployed = Vec::new();
     let mut lines = Vec::new();
-    for i in 0..20 {
-        // Even runs: a good job of 1-3 s. Odd runs: the Secret is missing (created by nobody), so the job
-        // can never finish and the install must time out.
-        let good = i % 2 == 0;
-        let ns = format!("repeat-{i}");
-        let id = job(&env, 1.0 + (i % 3) as f64);
-        let sets = if good {
-            vec![]
-        } else {
-            vec!["--set=secret.create=false".to_string()]
-        };
-        let run = install(
-            &tools.helm4,
-            &env,
-            home.path(),
-            (&ns, if good { "60s" } else { "6s" }),
-            &[("image", &id)],
-            &sets,
-        )
-        .await;
-        let phase = phase(&env, &ns, "image").await;
+    for (i, good, run, phase) in runs {
         lines.push(format!(
             "{i:2} {} ok={} took={:?} phase={phase:?}",
             if good {
@@ -464,7 +475,7 @@ async fn twenty_helm4_installs_give_no_false_deployed() {
         }
     }
     println!(
-        "Helm 4 --wait, 20 installs: {} false \"deployed\"\n{}",
+        "Helm 4 --wait, 20 installs ({CONCURRENT_INSTALLS} at a time): {} false \"deployed\"\n{}",
         false_deployed.len(),
         lines.join("\n")
     );

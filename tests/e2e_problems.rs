@@ -147,6 +147,53 @@ async fn a_missing_secret_stalls_and_the_job_finishes_once_the_secret_exists() {
     );
 }
 
+/// One 404 is not proof: a job the cloud answers only a moment after handing out its id (replication lag,
+/// a gateway's brief 404) is asked again after `plan::CONFIRM_AFTER` and then tracked normally, never
+/// reading as Stalled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_unknown_at_first_is_asked_again_before_it_stalls() {
+    let env = Env::start().await;
+    let operator = env.operator(FAST_RETRIES).await;
+    let ns = env.namespace("confirm").await;
+    let job_id = "0123456789abcdef0123456789abcdef";
+    let mut watch = env.watch(&ns, "appears-late").await;
+    env.create_cloudjob(&ns, "appears-late", "ims", job_id)
+        .await;
+
+    let mut seen = Vec::new();
+    let first = watch
+        .until(WAIT, "the first JobNotFound", |cj| {
+            let status = cj.status.clone().unwrap_or_default();
+            seen.push(status.clone());
+            condition_is(&status, "Ready", "False", "JobNotFound").then_some(status)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", operator.log_tail()));
+    assert!(
+        condition_is(&first, "Reconciling", "True", "ProgressingWithRetry"),
+        "the first 404 reads as retrying: {first:#?}"
+    );
+    env.sim
+        .create_job(
+            JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance")
+                .job_id(job_id)
+                .duration_secs(1.0),
+        )
+        .expect("job");
+    watch
+        .until(WAIT, "Succeeded once the cloud knows the job", |cj| {
+            let status = cj.status.clone().unwrap_or_default();
+            seen.push(status.clone());
+            (status.phase == Some(Phase::Succeeded)).then_some(())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", operator.log_tail()));
+    assert!(
+        seen.iter().all(|s| condition(s, "Stalled").is_none()),
+        "never Stalled: {seen:#?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rejected_credentials_and_unknown_jobs_stall_with_their_reason_and_recover_when_fixed() {
     let env = Env::start().await;

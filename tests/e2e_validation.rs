@@ -142,3 +142,47 @@ async fn invalid_cloudjobs_are_rejected_by_the_api_server_naming_the_field() {
     let (ok, out) = kubectl_apply(&env, &ns, &edited).await;
     assert!(ok, "editing the region is allowed: {out}");
 }
+
+/// The API server does not enforce `format: int32`, so the status's integers carry schema bounds: a status
+/// written out of range through the status subresource (by anyone with access) is refused naming the
+/// field, instead of being stored and making the CloudJob undecodable for the operator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_integers_out_of_range_are_refused_naming_the_field() {
+    use kube::api::{Patch, PatchParams};
+    let env = Env::start().await;
+    let ns = env.namespace("status-bounds").await;
+    env.create_cloudjob(&ns, "bounded", "ims", "ff8080814dbd65d7014dbe0d84db0013")
+        .await;
+    let api = env.cloudjobs(&ns);
+    let cases = [
+        (
+            json!({"status": {"progress": 3_000_000_000_i64}}),
+            "status.progress",
+        ),
+        (json!({"status": {"progress": 101}}), "status.progress"),
+        (json!({"status": {"progress": -1}}), "status.progress"),
+        (
+            json!({"status": {"subJobs": {"total": 3_000_000_000_i64, "succeeded": 0, "failed": 0}}}),
+            "status.subJobs.total",
+        ),
+        (
+            json!({"status": {"subJobs": {"total": 1, "succeeded": -1, "failed": 0}}}),
+            "status.subJobs.succeeded",
+        ),
+    ];
+    for (patch, field) in cases {
+        let refused = api
+            .patch_status("bounded", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect_err(&format!("{patch} is refused"));
+        assert!(
+            refused.to_string().contains(field),
+            "the refusal of {patch} names {field}: {refused}"
+        );
+    }
+    let in_range =
+        json!({"status": {"progress": 100, "subJobs": {"total": 2, "succeeded": 1, "failed": 1}}});
+    api.patch_status("bounded", &PatchParams::default(), &Patch::Merge(&in_range))
+        .await
+        .expect("a status in range is stored");
+}

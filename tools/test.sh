@@ -39,6 +39,11 @@ cargo fmt --all -- --check
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "cargo-nextest (the test runner; built from crates.io once, then cached)"
+tools/nextest/install.sh
+
 step "tests"
-cargo test --workspace --all-targets --locked
+# Every test of every target, in parallel across binaries; .config/nextest.toml says how (the kubelet
+# node's tests one at a time, beside the rest). Doc tests are not nextest's, so cargo runs them after.
+cargo nextest run --workspace --all-targets --locked
 cargo test --workspace --doc --locked

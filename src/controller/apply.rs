@@ -1,10 +1,7 @@
 //! Apply: carries a plan out. Writes the status (server-side apply, one field manager) only when it
 //! differs from the one the CloudJob has, then publishes the plan's events.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::Mutex,
-};
+use std::collections::BTreeMap;
 
 use k8s_openapi::{api::core::v1::ConfigMap, apimachinery::pkg::apis::meta::v1::ObjectMeta};
 
@@ -19,7 +16,7 @@ use kube::{
 };
 use tracing::warn;
 
-use super::{Context, Shared, WatchedCloudJob, observe::API_TIMEOUT};
+use super::{Context, PerObject, Shared, WatchedCloudJob, observe::API_TIMEOUT};
 use crate::{
     crd::{CloudJob, CloudJobStatus},
     error::Error,
@@ -55,9 +52,7 @@ pub async fn apply(cj: &CloudJob, plan: &Plan, ctx: &Context) -> Result<(), Erro
 /// The status this operator last wrote for each CloudJob (by uid, so that a CloudJob deleted and created
 /// again under the same name starts afresh), until the watch shows it or the CloudJob is gone.
 #[derive(Default)]
-pub struct LastWritten {
-    by_object: Mutex<HashMap<ObjectRef<WatchedCloudJob>, Written>>,
-}
+pub struct LastWritten(PerObject<Written>);
 
 struct Written {
     uid: Option<String>,
@@ -66,13 +61,13 @@ struct Written {
 
 impl LastWritten {
     fn remember(&self, cj: &CloudJob, status: &CloudJobStatus) {
-        if let Ok(mut by_object) = self.by_object.lock() {
-            let written = Written {
-                uid: cj.uid(),
-                status: status.clone(),
-            };
+        let written = Written {
+            uid: cj.uid(),
+            status: status.clone(),
+        };
+        self.0.with(|by_object| {
             by_object.insert(super::reconcile::object_ref(cj), written);
-        }
+        });
     }
 
     /// `cj` with the status last written for it, when the cached object does not show that status yet.
@@ -82,28 +77,25 @@ impl LastWritten {
         cj: &CloudJob,
         object: &ObjectRef<WatchedCloudJob>,
     ) -> Option<CloudJob> {
-        let mut by_object = self.by_object.lock().ok()?;
-        let written = by_object.get(object)?;
-        if written.uid != cj.uid() || cj.status.as_ref() == Some(&written.status) {
-            by_object.remove(object);
-            return None;
-        }
-        let mut fresher = cj.clone();
-        fresher.status = Some(written.status.clone());
-        Some(fresher)
+        self.0.with(|by_object| {
+            let written = by_object.get(object)?;
+            if written.uid != cj.uid() || cj.status.as_ref() == Some(&written.status) {
+                by_object.remove(object);
+                return None;
+            }
+            let mut fresher = cj.clone();
+            fresher.status = Some(written.status.clone());
+            Some(fresher)
+        })?
     }
 
     pub fn forget(&self, object: &ObjectRef<WatchedCloudJob>) {
-        if let Ok(mut by_object) = self.by_object.lock() {
-            by_object.remove(object);
-        }
+        self.0.forget(object);
     }
 
     /// Keeps only the entries of objects for which `keep` is true.
     pub fn retain(&self, keep: impl Fn(&ObjectRef<WatchedCloudJob>) -> bool) {
-        if let Ok(mut by_object) = self.by_object.lock() {
-            by_object.retain(|object, _| keep(object));
-        }
+        self.0.retain(keep);
     }
 }
 

@@ -26,6 +26,7 @@ use kube::{
         controller::{self},
         events::{Recorder, Reporter},
         reflector::{self, ObjectRef, Store},
+        utils::ResetTimerBackoff,
         watcher,
     },
 };
@@ -124,6 +125,49 @@ impl Shared {
         self.last_written.retain(&alive);
         self.rate.retain(&alive, std::time::Instant::now());
         self.credentials.clear();
+    }
+}
+
+/// Something kept per CloudJob between reconciles (its back-off, the status last written for it), by
+/// object reference, and dropped when the CloudJob is deleted or a resync finds it gone, so that what is
+/// kept never outgrows the cluster's CloudJobs. A poisoned lock (a panic while it was held) is treated as
+/// empty: nothing kept here is worth stopping the operator for.
+pub(crate) struct PerObject<V> {
+    by_object: Mutex<HashMap<ObjectRef<WatchedCloudJob>, V>>,
+}
+
+impl<V> Default for PerObject<V> {
+    fn default() -> Self {
+        Self {
+            by_object: Mutex::default(),
+        }
+    }
+}
+
+impl<V> PerObject<V> {
+    /// Runs `f` on the map; `None` if the lock is poisoned.
+    pub(crate) fn with<R>(
+        &self,
+        f: impl FnOnce(&mut HashMap<ObjectRef<WatchedCloudJob>, V>) -> R,
+    ) -> Option<R> {
+        self.by_object
+            .lock()
+            .ok()
+            .map(|mut by_object| f(&mut by_object))
+    }
+
+    pub(crate) fn forget(&self, object: &ObjectRef<WatchedCloudJob>) {
+        self.with(|by_object| by_object.remove(object));
+    }
+
+    /// Keeps only the entries of objects for which `keep` is true.
+    pub(crate) fn retain(&self, keep: impl Fn(&ObjectRef<WatchedCloudJob>) -> bool) {
+        self.with(|by_object| by_object.retain(|object, _| keep(object)));
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.with(|by_object| by_object.len()).unwrap_or_default()
     }
 }
 
@@ -251,19 +295,36 @@ async fn run_scope(
         .await;
 }
 
+/// The longest wait between two attempts to re-establish a broken watch. client-go's (and kube's default)
+/// 30 s is kind to an API server with thousands of clients; this operator has two watches, and a CloudJob
+/// created right after an API server restart must not wait half a minute to be seen. (The jitter adds up
+/// to as much again.)
+const WATCH_RETRY_MAX: Duration = Duration::from_secs(3);
+
 /// A watch stream with a back-off of its own (so that one failing watch does not slow the others down),
 /// in which an expired resource version (HTTP 410 Gone) is the relist the watcher does anyway, not an
-/// error to back off from.
+/// error to back off from. The back-off is kube's default (0.8 s doubling, with jitter, reset after two
+/// quiet minutes) capped at [`WATCH_RETRY_MAX`].
 fn with_own_backoff<K: Send>(
     stream: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
 ) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send {
+    let retries = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(800))
+        .with_max_delay(WATCH_RETRY_MAX)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times();
+    let backoff = ResetTimerBackoff::new(
+        watcher::ExponentialBackoff::from(retries),
+        Duration::from_secs(120),
+    );
     stream
         .filter(|event| {
             let expired =
                 matches!(event, Err(watcher::Error::WatchError(status)) if status.code == 410);
             future::ready(!expired)
         })
-        .default_backoff()
+        .backoff(backoff)
 }
 
 /// Ticks that reconcile every CloudJob again, every `config.resync_interval`: a safety net for a trigger

@@ -2,8 +2,7 @@
 //! into a requeue, growing or resetting the object's error back-off.
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -15,7 +14,7 @@ use kube::{
 };
 use tracing::{Instrument, info_span, warn};
 
-use super::{Context, WatchedCloudJob, apply, observe};
+use super::{Context, PerObject, WatchedCloudJob, apply, observe};
 use crate::{
     crd::CloudJob,
     error::Error,
@@ -117,7 +116,7 @@ pub fn object_ref(cj: &CloudJob) -> ObjectRef<WatchedCloudJob> {
 pub struct Backoffs {
     min: Duration,
     max: Duration,
-    by_object: Mutex<HashMap<ObjectRef<WatchedCloudJob>, ExponentialBackoff>>,
+    by_object: PerObject<ExponentialBackoff>,
 }
 
 impl Backoffs {
@@ -125,46 +124,44 @@ impl Backoffs {
         Backoffs {
             min,
             max,
-            by_object: Mutex::default(),
+            by_object: PerObject::default(),
         }
     }
 
     /// The delay before the next retry of `object`, longer each time.
     pub fn next(&self, object: &ObjectRef<WatchedCloudJob>) -> Duration {
-        let Ok(mut by_object) = self.by_object.lock() else {
-            return self.max;
-        };
-        by_object
-            .entry(object.clone())
-            .or_insert_with(|| {
-                ExponentialBuilder::default()
-                    .with_min_delay(self.min)
-                    .with_max_delay(self.max)
-                    .with_factor(2.0)
-                    .with_jitter()
-                    .without_max_times()
-                    .build()
+        let (min, max) = (self.min, self.max);
+        self.by_object
+            .with(|by_object| {
+                by_object
+                    .entry(object.clone())
+                    .or_insert_with(|| {
+                        ExponentialBuilder::default()
+                            .with_min_delay(min)
+                            .with_max_delay(max)
+                            .with_factor(2.0)
+                            .with_jitter()
+                            .without_max_times()
+                            .build()
+                    })
+                    .next()
             })
-            .next()
-            .unwrap_or(self.max)
+            .flatten()
+            .unwrap_or(max)
     }
 
     pub fn forget(&self, object: &ObjectRef<WatchedCloudJob>) {
-        if let Ok(mut by_object) = self.by_object.lock() {
-            by_object.remove(object);
-        }
+        self.by_object.forget(object);
     }
 
     /// Keeps only the back-offs of objects for which `keep` is true.
     pub fn retain(&self, keep: impl Fn(&ObjectRef<WatchedCloudJob>) -> bool) {
-        if let Ok(mut by_object) = self.by_object.lock() {
-            by_object.retain(|object, _| keep(object));
-        }
+        self.by_object.retain(keep);
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.by_object.lock().map(|m| m.len()).unwrap_or_default()
+        self.by_object.len()
     }
 }
 

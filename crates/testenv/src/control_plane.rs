@@ -105,7 +105,7 @@ impl std::fmt::Debug for ControlPlane {
 
 /// What one launch attempt came to.
 enum Attempt {
-    Ready(Running),
+    Ready(Box<Running>),
     /// A process failed because a port picked as free was taken meanwhile; worth one more try.
     PortRace(anyhow::Error),
 }
@@ -588,13 +588,13 @@ async fn launch_once(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok(Attempt::Ready(Running {
+    Ok(Attempt::Ready(Box::new(Running {
         processes,
         watchdog,
         client,
         endpoint,
         api_server_launch,
-    }))
+    })))
 }
 
 /// `None` while all processes run; otherwise how the attempt ends.

@@ -196,6 +196,19 @@ impl Operator {
         lines[lines.len().saturating_sub(60)..].join("\n")
     }
 
+    /// The process's log lines at WARN or ERROR, for failure messages about recovery.
+    pub fn log_warnings(&self) -> String {
+        let Some(log) = &self.log else {
+            return String::new();
+        };
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    }
+
     fn log_hint(&self) -> String {
         match &self.log {
             Some(log) => format!("; its log ({}):\n{}", log.display(), self.log_tail()),

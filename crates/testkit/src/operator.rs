@@ -186,6 +186,16 @@ impl Operator {
         }
     }
 
+    /// The process's resident memory (VmRSS) in KiB, for a running process.
+    pub fn resident_kib(&self) -> Option<u64> {
+        let pid = i32::try_from(self.pid()?).ok()?;
+        procfs::process::Process::new(pid)
+            .ok()?
+            .status()
+            .ok()?
+            .vmrss
+    }
+
     /// The last 60 lines of the process's log, for failure messages.
     pub fn log_tail(&self) -> String {
         let Some(log) = &self.log else {

@@ -21,21 +21,6 @@ const JOB_SECONDS: f64 = 3.0;
 /// CloudJobs at the endpoint that never answers.
 const HUNG_JOBS: usize = 200;
 
-/// A TCP endpoint that accepts connections and never answers. It stops with the test's runtime.
-async fn hung_endpoint() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((connection, _)) = listener.accept().await {
-            held.push(connection);
-        }
-    });
-    format!("http://{address}")
-}
-
 /// Creates the healthy jobs and returns, per CloudJob, the seconds from its creation until it was seen
 /// Succeeded through a watch, less the job's own duration: its detection delay.
 async fn detection_delays(env: &Env, namespace: &str) -> Vec<f64> {

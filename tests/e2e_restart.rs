@@ -333,30 +333,13 @@ async fn a_restarted_api_server_loses_no_cloudjob_and_duplicates_no_event() {
     )
     .await;
 
-    let events: Api<Event> = Api::namespaced(env.client.clone(), &ns);
-    let events = events.list(&ListParams::default()).await.expect("events");
-    let mut published: HashMap<(String, String, String), usize> = HashMap::new();
-    for event in &events.items {
-        let name = event
-            .regarding
-            .as_ref()
-            .and_then(|r| r.name.clone())
-            .unwrap_or_default();
-        let reason = event.reason.clone().unwrap_or_default();
-        let note = event.note.clone().unwrap_or_default();
-        // A progress note carries the exact percentage; the milestone it passed is what must be unique.
-        let what = match note.find("(passed ") {
-            Some(at) if reason == "Progress" => note[at..].to_owned(),
-            _ => note,
-        };
-        let repeats = event.series.as_ref().map_or(1, |s| s.count.max(1) as usize);
-        *published.entry((name, reason, what)).or_default() += repeats;
-    }
-    let duplicated: Vec<_> = published.iter().filter(|(_, n)| **n > 1).collect();
+    let duplicated = duplicated_events(&env, &ns).await;
     assert!(
         duplicated.is_empty(),
         "events published twice: {duplicated:#?}"
     );
+    let events: Api<Event> = Api::namespaced(env.client.clone(), &ns);
+    let events = events.list(&ListParams::default()).await.expect("events");
     let succeeded: HashSet<&str> = events
         .items
         .iter()

@@ -298,6 +298,21 @@ impl ControlPlane {
         }
     }
 
+    /// Stops etcd (SIGSTOP) for `pause`, as a stalled disk or a frozen VM would, then lets it go on
+    /// (SIGCONT). The API server keeps serving what it can; writes and quorum reads hang or time out
+    /// meanwhile. For recovery tests.
+    pub async fn pause_etcd(&self, pause: Duration) -> anyhow::Result<()> {
+        let etcd = self
+            .processes
+            .iter()
+            .find(|p| p.name() == "etcd")
+            .context("this control plane did not start etcd (an existing cluster)")?;
+        etcd.signal(rustix::process::Signal::STOP)?;
+        // The pause is the fault itself: it lasts this long whatever happens meanwhile.
+        tokio::time::sleep(pause).await;
+        etcd.signal(rustix::process::Signal::CONT)
+    }
+
     /// An admin client (cluster-admin through the `system:masters` group). Cloning is cheap.
     pub fn client(&self) -> kube::Client {
         self.client.clone()

@@ -166,6 +166,16 @@ impl Supervised {
         }
     }
 
+    /// Sends `signal` to the child, which must not have been reaped yet (so its pid is still its own).
+    pub(crate) fn signal(&self, signal: Signal) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.done, "{} has already been stopped", self.name);
+        let pid = i32::try_from(self.pid())
+            .ok()
+            .and_then(Pid::from_raw)
+            .context("a child's pid")?;
+        kill_process(pid, signal).with_context(|| format!("signalling {}", self.name))
+    }
+
     /// SIGKILL at once, as a crash would, and reap. Idempotent.
     pub(crate) fn kill(&mut self) {
         if self.done {

@@ -233,3 +233,69 @@ pub fn condition<'a>(status: &'a CloudJobStatus, type_: &str) -> Option<&'a Cond
 pub fn condition_is(status: &CloudJobStatus, type_: &str, value: &str, reason: &str) -> bool {
     condition(status, type_).is_some_and(|c| c.status == value && c.reason == reason)
 }
+
+/// A TCP endpoint on 127.0.0.1 that accepts connections and never answers (a hung cloud endpoint). It
+/// stops with the test's runtime.
+pub async fn hung_endpoint() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = listener.accept().await {
+            held.push(connection);
+        }
+    });
+    format!("http://{address}")
+}
+
+/// Lifecycle events (a job seen pending, started, passing a progress milestone, changing task, finishing)
+/// that were published more than once for the same CloudJob, as `((name, reason, what), times)`: each
+/// happens once in a CloudJob's life, so a repeat means a transition was announced again (for instance
+/// computed against a stale cache). Problem warnings are left out: a problem can recur.
+pub async fn duplicated_events(
+    env: &Env,
+    namespace: &str,
+) -> Vec<((String, String, String), usize)> {
+    const ONCE_IN_A_LIFETIME: [&str; 6] = [
+        "Pending",
+        "Started",
+        "Progress",
+        "TaskChanged",
+        "Succeeded",
+        "JobFailed",
+    ];
+    let events: Api<Event> = Api::namespaced(env.client.clone(), namespace);
+    let events = events
+        .list(&ListParams::default())
+        .await
+        .expect("events listed");
+    let mut published: std::collections::HashMap<(String, String, String), usize> =
+        std::collections::HashMap::new();
+    for event in &events.items {
+        let reason = event.reason.clone().unwrap_or_default();
+        if !ONCE_IN_A_LIFETIME.contains(&reason.as_str()) {
+            continue;
+        }
+        let name = event
+            .regarding
+            .as_ref()
+            .and_then(|r| r.name.clone())
+            .unwrap_or_default();
+        let note = event.note.clone().unwrap_or_default();
+        // A progress note carries the exact percentage; the milestone it passed is what happens once.
+        let what = match note.find("(passed ") {
+            Some(at) if reason == "Progress" => note[at..].to_owned(),
+            _ => note,
+        };
+        let times = event
+            .series
+            .as_ref()
+            .map_or(1, |s| usize::try_from(s.count).unwrap_or(1).max(1));
+        *published.entry((name, reason, what)).or_default() += times;
+    }
+    let mut duplicated: Vec<_> = published.into_iter().filter(|(_, n)| *n > 1).collect();
+    duplicated.sort();
+    duplicated
+}

@@ -46,12 +46,7 @@ async fn the_charts_service_account_can_run_the_operator_and_nothing_more() {
             "--set",
             "leaderElection.enabled=true",
         ]);
-    let out = output(install).await;
-    assert!(
-        out.status.success(),
-        "helm install: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(install, "helm install").await;
 
     let (kubeconfig, sa) = env
         .cp
@@ -134,10 +129,5 @@ async fn the_charts_service_account_can_run_the_operator_and_nothing_more() {
         "--namespace",
         "cloudjob-system",
     ]);
-    let out = output(uninstall).await;
-    assert!(
-        out.status.success(),
-        "helm uninstall: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(uninstall, "helm uninstall").await;
 }

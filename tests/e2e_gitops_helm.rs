@@ -202,21 +202,8 @@ async fn helm4_wait_returns_only_after_the_cloudjobs_succeeded_and_helm3_does_no
         "Helm 3 --wait, success: deployed in {:?} without waiting for the CloudJob",
         run.took
     );
-    let mut wait = env.cp.kubectl();
-    wait.args([
-        "wait",
-        "-n",
-        "helm3-success",
-        "cloudjob/image",
-        "--for=condition=Ready",
-        "--timeout=60s",
-    ]);
-    let out = output(wait).await;
-    assert!(
-        out.status.success(),
-        "kubectl wait: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.kubectl_wait("helm3-success", "cloudjob/image", "Ready")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -277,21 +264,8 @@ async fn helm4_wait_fails_fast_with_the_clouds_error_when_a_job_fails() {
     .await;
     assert!(run.ok, "helm 3 install --wait failed:\n{}", run.output);
     println!("Helm 3 --wait, failed job: deployed in {:?}", run.took);
-    let mut wait = env.cp.kubectl();
-    wait.args([
-        "wait",
-        "-n",
-        "helm3-failure",
-        "cloudjob/image",
-        "--for=condition=Failed",
-        "--timeout=60s",
-    ]);
-    let out = output(wait).await;
-    assert!(
-        out.status.success(),
-        "kubectl wait: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.kubectl_wait("helm3-failure", "cloudjob/image", "Failed")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -196,21 +196,7 @@ async fn pause_and_reconcile_annotations_and_the_deadline_steer_polling() {
     let mut manifest = env.cloudjob_manifest("deadline", "ecs", &slow.job_id);
     manifest["spec"]["activeDeadlineSeconds"] = 4.into();
     env.create_cloudjob_from(&ns, manifest).await;
-    let mut wait = env.cp.kubectl();
-    wait.args([
-        "wait",
-        "-n",
-        &ns,
-        "--for=condition=Failed",
-        "cloudjob/deadline",
-        "--timeout=60s",
-    ]);
-    let out = output(wait).await;
-    assert!(
-        out.status.success(),
-        "kubectl wait Failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.kubectl_wait(&ns, "cloudjob/deadline", "Failed").await;
     let failed = api
         .get("deadline")
         .await

@@ -644,30 +644,12 @@ async fn cancelled_and_error_statuses_end_failed_instead_of_running_forever() {
     }
 }
 
-async fn kubectl_apply(env: &Env, namespace: &str, manifest: &serde_json::Value) -> (bool, String) {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = env.cp.dir().join(format!("security-manifest-{n}.json"));
-    std::fs::write(&path, serde_json::to_vec(manifest).expect("json")).expect("write manifest");
-    let mut apply = env.cp.kubectl();
-    apply.args(["apply", "-n", namespace, "-f"]).arg(&path);
-    let out = output(apply).await;
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_references_userinfo_and_immutable_fields_are_checked_by_the_api_server() {
     let env = Env::start().await;
     let ns = env.namespace("admission").await;
     let valid = env.cloudjob_manifest("valid", "ims", "ff8080814dbd65d7014dbe0d84db0013");
-    let (ok, out) = kubectl_apply(&env, &ns, &valid).await;
+    let (ok, out) = env.kubectl_apply(&ns, &valid).await;
     assert!(ok, "a valid CloudJob is accepted: {out}");
 
     let mut cases: Vec<(String, serde_json::Value, Vec<&str>)> = Vec::new();
@@ -712,7 +694,7 @@ async fn secret_references_userinfo_and_immutable_fields_are_checked_by_the_api_
         vec!["spec.endpoint", "user name or password"],
     ));
     for (what, manifest, needles) in cases {
-        let (ok, out) = kubectl_apply(&env, &ns, &manifest).await;
+        let (ok, out) = env.kubectl_apply(&ns, &manifest).await;
         assert!(!ok, "{what}: should be rejected, kubectl said: {out}");
         for needle in needles {
             assert!(
@@ -740,7 +722,7 @@ async fn secret_references_userinfo_and_immutable_fields_are_checked_by_the_api_
         .remove("endpoint");
     edits.push(("spec.endpoint", removed));
     for (field, manifest) in edits {
-        let (ok, out) = kubectl_apply(&env, &ns, &manifest).await;
+        let (ok, out) = env.kubectl_apply(&ns, &manifest).await;
         assert!(!ok, "changing {field} should be rejected: {out}");
         assert!(
             out.contains(field) && out.contains("immutable"),
@@ -754,10 +736,10 @@ async fn secret_references_userinfo_and_immutable_fields_are_checked_by_the_api_
         .as_object_mut()
         .expect("spec")
         .remove("endpoint");
-    let (ok, out) = kubectl_apply(&env, &ns, &without).await;
+    let (ok, out) = env.kubectl_apply(&ns, &without).await;
     assert!(ok, "{out}");
     without["spec"]["endpoint"] = "https://ims.eu-de.otc.t-systems.com".into();
-    let (ok, out) = kubectl_apply(&env, &ns, &without).await;
+    let (ok, out) = env.kubectl_apply(&ns, &without).await;
     assert!(
         !ok && out.contains("spec.endpoint") && out.contains("immutable"),
         "{out}"
@@ -765,6 +747,6 @@ async fn secret_references_userinfo_and_immutable_fields_are_checked_by_the_api_
     // The region may still be edited.
     let mut region = valid.clone();
     region["spec"]["region"] = "eu-nl".into();
-    let (ok, out) = kubectl_apply(&env, &ns, &region).await;
+    let (ok, out) = env.kubectl_apply(&ns, &region).await;
     assert!(ok, "editing the region is allowed: {out}");
 }

@@ -4,38 +4,13 @@
 use cloudjob_testkit::e2e::*;
 use serde_json::json;
 
-async fn kubectl_apply(env: &Env, namespace: &str, manifest: &serde_json::Value) -> (bool, String) {
-    let path = env
-        .cp
-        .dir()
-        .join(format!("manifest-{}.json", rand_suffix()));
-    std::fs::write(&path, serde_json::to_vec(manifest).expect("json")).expect("write manifest");
-    let mut apply = env.cp.kubectl();
-    apply.args(["apply", "-n", namespace, "-f"]).arg(&path);
-    let out = output(apply).await;
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-fn rand_suffix() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_cloudjobs_are_rejected_by_the_api_server_naming_the_field() {
     let env = Env::start().await;
     let ns = env.namespace("validation").await;
     let valid = env.cloudjob_manifest("valid", "ims", "ff8080814dbd65d7014dbe0d84db0013");
 
-    let (ok, out) = kubectl_apply(&env, &ns, &valid).await;
+    let (ok, out) = env.kubectl_apply(&ns, &valid).await;
     assert!(ok, "a valid CloudJob is accepted: {out}");
 
     let mut cases: Vec<(&str, serde_json::Value, Vec<&str>)> = Vec::new();
@@ -116,7 +91,7 @@ async fn invalid_cloudjobs_are_rejected_by_the_api_server_naming_the_field() {
     ));
 
     for (what, manifest, needles) in cases {
-        let (ok, out) = kubectl_apply(&env, &ns, &manifest).await;
+        let (ok, out) = env.kubectl_apply(&ns, &manifest).await;
         assert!(!ok, "{what}: should be rejected, kubectl said: {out}");
         for needle in needles {
             assert!(
@@ -129,7 +104,7 @@ async fn invalid_cloudjobs_are_rejected_by_the_api_server_naming_the_field() {
     // jobId cannot change once set.
     let mut changed = valid.clone();
     changed["spec"]["jobId"] = "0000000000000000000000000000abcd".into();
-    let (ok, out) = kubectl_apply(&env, &ns, &changed).await;
+    let (ok, out) = env.kubectl_apply(&ns, &changed).await;
     assert!(!ok, "changing jobId should be rejected: {out}");
     assert!(
         out.contains("spec.jobId") && out.contains("immutable"),
@@ -139,7 +114,7 @@ async fn invalid_cloudjobs_are_rejected_by_the_api_server_naming_the_field() {
     // Other fields may be edited.
     let mut edited = valid.clone();
     edited["spec"]["region"] = "eu-nl".into();
-    let (ok, out) = kubectl_apply(&env, &ns, &edited).await;
+    let (ok, out) = env.kubectl_apply(&ns, &edited).await;
     assert!(ok, "editing the region is allowed: {out}");
 }
 

@@ -174,8 +174,9 @@ mod tests {
     use kube::core::{DeserializeGuard, ObjectMeta, error_boundary::InvalidObject};
     use serde_json::json;
 
-    #[tokio::test]
-    async fn one_reconcile_reads_the_secret_polls_once_writes_status_and_announces_it() {
+    /// A simulator with one IMS job that runs for an hour, and CloudJob `a` pointing at it (the simulator
+    /// must outlive the test's reconciles).
+    async fn running_job() -> (Simulator, CloudJob) {
         let sim = Simulator::start(SimConfig::default())
             .await
             .expect("simulator");
@@ -192,6 +193,12 @@ mod tests {
         let mut cj = cloudjob("a");
         cj.spec.job_id = created.job_id.clone();
         cj.spec.endpoint = Some(sim.endpoint(Service::Ims));
+        (sim, cj)
+    }
+
+    #[tokio::test]
+    async fn one_reconcile_reads_the_secret_polls_once_writes_status_and_announces_it() {
+        let (sim, cj) = running_job().await;
         let (ctx, mut api) = mock::context();
         let task = tokio::spawn({
             let ctx = ctx.clone();
@@ -232,7 +239,7 @@ mod tests {
         // A job that has just started is polled again at the shortest interval, give or take the jitter.
         let min = crate::poll::DEFAULT_MIN_INTERVAL;
         assert!((min..=min.mul_f64(1.1)).contains(&next), "{next:?}");
-        let stats = sim.job_stats(&created.job_id).expect("stats");
+        let stats = sim.job_stats(&cj.spec.job_id).expect("stats");
         assert_eq!(stats.total_requests, 1, "one signed GET per reconcile");
         assert_eq!(stats.by_http_status.get(&200), Some(&1));
     }
@@ -255,23 +262,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_reconcile_from_a_stale_cache_announces_nothing_again() {
-        let sim = Simulator::start(SimConfig::default())
-            .await
-            .expect("simulator");
-        let created = sim
-            .create_job(
-                JobSpec::new(
-                    Service::Ims,
-                    "0123456789abcdef0123456789abcdef",
-                    "createImage",
-                )
-                .duration_secs(3600.0),
-            )
-            .expect("job");
-        let mut stale = cloudjob("a");
+        let (sim, mut stale) = running_job().await;
         stale.metadata.uid = Some("uid-1".into());
-        stale.spec.job_id = created.job_id.clone();
-        stale.spec.endpoint = Some(sim.endpoint(Service::Ims));
         let (ctx, mut api) = mock::context();
         let reconcile_stale = || {
             let ctx = ctx.clone();
@@ -303,7 +295,7 @@ mod tests {
             ),
         };
         assert_eq!(
-            sim.job_stats(&created.job_id)
+            sim.job_stats(&stale.spec.job_id)
                 .expect("stats")
                 .total_requests,
             2

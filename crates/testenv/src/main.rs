@@ -91,7 +91,9 @@ fn build() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn up(dir: &Path) -> anyhow::Result<()> {
+/// For `up`: `true` (after printing where) if the control plane recorded in `dir` still runs; otherwise
+/// stops what is left of one and clears `dir`, and returns `false`.
+fn already_running_or_cleaned(dir: &Path) -> anyhow::Result<bool> {
     if let Some(state) = DetachedState::load(dir)? {
         if state.all_running() {
             eprintln!(
@@ -100,7 +102,7 @@ async fn up(dir: &Path) -> anyhow::Result<()> {
                 dir.display()
             );
             println!("export KUBECONFIG={}", state.kubeconfig.display());
-            return Ok(());
+            return Ok(true);
         }
         eprintln!("cleaning up a stopped control plane in {}", dir.display());
         state
@@ -108,6 +110,13 @@ async fn up(dir: &Path) -> anyhow::Result<()> {
             .context("cleaning up the previous control plane")?;
     } else if dir.exists() {
         remove_dir(dir)?;
+    }
+    Ok(false)
+}
+
+async fn up(dir: &Path) -> anyhow::Result<()> {
+    if already_running_or_cleaned(dir)? {
+        return Ok(());
     }
     let started = std::time::Instant::now();
     let state = match ControlPlane::start_detached(dir).await {
@@ -251,21 +260,8 @@ async fn run_node() -> anyhow::Result<()> {
 /// `up --node`: runs `run --node` in the background (its own process group, so Ctrl-C in this terminal
 /// does not reach it) and returns once it is ready.
 fn up_node(dir: &Path) -> anyhow::Result<()> {
-    if let Some(state) = DetachedState::load(dir)? {
-        if state.all_running() {
-            eprintln!(
-                "already running at {} (state in {})",
-                state.server_url,
-                dir.display()
-            );
-            println!("export KUBECONFIG={}", state.kubeconfig.display());
-            return Ok(());
-        }
-        state
-            .stop()
-            .context("cleaning up the previous control plane")?;
-    } else if dir.exists() {
-        remove_dir(dir)?;
+    if already_running_or_cleaned(dir)? {
+        return Ok(());
     }
     std::fs::create_dir_all(dir.join("pki"))
         .with_context(|| format!("creating {}", dir.display()))?;

@@ -117,6 +117,29 @@ async fn a_node_runs_a_pod_and_leaves_the_host_as_it_found_it() {
 }
 
 /// Reads the runner's stdout until `export KUBECONFIG=...`.
+/// Prepares the node (packages and builds, the first time). `false` after printing why this machine cannot
+/// run one; under CI=true that is a failure instead.
+async fn node_can_run() -> bool {
+    match tokio::task::spawn_blocking(prepare_node)
+        .await
+        .expect("task")
+    {
+        Ok(_) => true,
+        Err(e)
+            if e.downcast_ref::<cloudjob_testenv::NodeUnavailable>()
+                .is_some() =>
+        {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "CI=true: {e:#}"
+            );
+            eprintln!("SKIPPED: {e:#}");
+            false
+        }
+        Err(e) => panic!("preparing the node: {e:#}"),
+    }
+}
+
 fn kubeconfig_from(stdout: impl std::io::Read) -> Option<PathBuf> {
     BufReader::new(stdout)
         .lines()
@@ -127,23 +150,8 @@ fn kubeconfig_from(stdout: impl std::io::Read) -> Option<PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkilled_owner_still_leaves_the_host_as_it_found_it() {
     let _host = HOST.lock().await;
-    match tokio::task::spawn_blocking(prepare_node)
-        .await
-        .expect("task")
-    {
-        Ok(_) => {}
-        Err(e)
-            if e.downcast_ref::<cloudjob_testenv::NodeUnavailable>()
-                .is_some() =>
-        {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "CI=true: {e:#}"
-            );
-            eprintln!("SKIPPED: {e:#}");
-            return;
-        }
-        Err(e) => panic!("preparing the node: {e:#}"),
+    if !node_can_run().await {
+        return;
     }
     wait_until_no_node_runs();
     let before = HostState::capture().expect("host state");
@@ -211,23 +219,8 @@ async fn a_sigkilled_owner_still_leaves_the_host_as_it_found_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_node_runs_in_the_background_and_down_restores_the_host() {
     let _host = HOST.lock().await;
-    match tokio::task::spawn_blocking(prepare_node)
-        .await
-        .expect("task")
-    {
-        Ok(_) => {}
-        Err(e)
-            if e.downcast_ref::<cloudjob_testenv::NodeUnavailable>()
-                .is_some() =>
-        {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "CI=true: {e:#}"
-            );
-            eprintln!("SKIPPED: {e:#}");
-            return;
-        }
-        Err(e) => panic!("preparing the node: {e:#}"),
+    if !node_can_run().await {
+        return;
     }
     wait_until_no_node_runs();
     let before = HostState::capture().expect("host state");

@@ -189,6 +189,46 @@ impl Env {
         .await;
     }
 
+    /// `kubectl apply -n NAMESPACE -f MANIFEST` with the real kubectl: whether it was accepted, and
+    /// everything kubectl printed (the API server's refusal, naming the field, when it was not).
+    pub async fn kubectl_apply(
+        &self,
+        namespace: &str,
+        manifest: &serde_json::Value,
+    ) -> (bool, String) {
+        static MANIFESTS: AtomicU64 = AtomicU64::new(0);
+        let n = MANIFESTS.fetch_add(1, Ordering::Relaxed);
+        let path = self.cp.dir().join(format!("manifest-{n}.json"));
+        std::fs::write(&path, serde_json::to_vec(manifest).expect("JSON"))
+            .expect("manifest written");
+        let mut apply = self.cp.kubectl();
+        apply.args(["apply", "-n", namespace, "-f"]).arg(&path);
+        let out = output(apply).await;
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    /// `kubectl wait -n NAMESPACE OBJECT --for=condition=CONDITION --timeout=60s` with the real kubectl,
+    /// asserting that the condition came.
+    pub async fn kubectl_wait(&self, namespace: &str, object: &str, condition: &str) {
+        let mut wait = self.cp.kubectl();
+        wait.args([
+            "wait",
+            "-n",
+            namespace,
+            object,
+            &format!("--for=condition={condition}"),
+            "--timeout=60s",
+        ]);
+        run_ok(wait, &format!("kubectl wait {object} for {condition}")).await;
+    }
+
     /// GETs of the simulated job `job_id` so far, whatever their outcome.
     pub fn job_requests(&self, job_id: &str) -> u64 {
         self.sim
@@ -224,6 +264,18 @@ pub fn operator_binary() -> PathBuf {
 /// Runs a command (kubectl, helm) off the async workers, so the in-process simulator keeps answering.
 pub async fn output(command: std::process::Command) -> Output {
     crate::command::output(command).await.expect("command runs")
+}
+
+/// Runs a command (kubectl, helm) like [`output`] and asserts that it succeeds, naming `what` and showing
+/// what it printed on stderr.
+pub async fn run_ok(command: std::process::Command, what: &str) -> Output {
+    let out = output(command).await;
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 pub fn condition<'a>(status: &'a CloudJobStatus, type_: &str) -> Option<&'a Condition> {

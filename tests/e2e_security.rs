@@ -500,6 +500,66 @@ fn hostile_job(job_id: &str, status: &str) -> serde_json::Value {
     })
 }
 
+/// Running jobs answered with 3.5 MB hostile bodies, polled again and again.
+const HOSTILE_RUNNING: usize = 8;
+/// Probes of `/healthz`, two seconds apart as the chart's liveness probe is, each answered within its 2 s
+/// timeout.
+const HEALTH_PROBES: usize = 10;
+/// Peak resident memory allowed while they are polled: far below the chart's 256 Mi limit (one such answer
+/// used to cost 210 MB).
+const HOSTILE_PEAK_LIMIT_KIB: u64 = 128 * 1024;
+
+/// Eight running jobs whose every answer is a 3.5 MB hostile body: the operator keeps answering its
+/// liveness probe in time and its memory stays far below the chart's limit, because bodies are capped,
+/// parsed off the async workers, and only a bounded status is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_answers_polled_again_and_again_keep_memory_bounded_and_healthz_in_time() {
+    let env = Env::start().await;
+    let operator = env.operator(FAST_RETRIES).await;
+    let ns = env.namespace("hostile-running").await;
+    let mut job_ids = Vec::new();
+    for i in 0..HOSTILE_RUNNING {
+        let job_id = format!("{i:0>31}r");
+        env.sim
+            .create_fixture_job(Service::Ims, PROJECT, hostile_job(&job_id, "RUNNING"))
+            .expect("fixture");
+        env.create_cloudjob(&ns, &format!("hostile-running-{i}"), "ims", &job_id)
+            .await;
+        job_ids.push(job_id);
+    }
+    let client = reqwest::Client::new();
+    let health = format!("http://{}/healthz", operator.metrics_address());
+    for probe in 0..HEALTH_PROBES {
+        // The probes are the measurement: paced as the kubelet paces them.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let answer = tokio::time::timeout(Duration::from_secs(2), client.get(&health).send())
+            .await
+            .unwrap_or_else(|_| panic!("probe {probe}: /healthz took longer than 2 s"))
+            .expect("healthz");
+        assert!(
+            answer.status().is_success(),
+            "probe {probe}: {}",
+            answer.status()
+        );
+    }
+    for job_id in &job_ids {
+        let polls = env.job_requests(job_id);
+        assert!(
+            polls >= 3,
+            "{job_id} was polled during the probes ({polls} GETs)"
+        );
+    }
+    let peak = operator.peak_resident_kib().expect("the operator runs");
+    println!(
+        "{HOSTILE_RUNNING} running jobs with 3.5 MB hostile answers: peak RSS {} MiB, /healthz in time on {HEALTH_PROBES} probes",
+        peak / 1024
+    );
+    assert!(
+        peak < HOSTILE_PEAK_LIMIT_KIB,
+        "peak RSS {peak} KiB is over {HOSTILE_PEAK_LIMIT_KIB} KiB"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hostile_answer_ends_the_job_with_a_status_far_below_etcds_limit() {
     let env = Env::start().await;

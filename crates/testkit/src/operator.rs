@@ -196,6 +196,16 @@ impl Operator {
             .vmrss
     }
 
+    /// The process's peak resident memory so far (VmHWM) in KiB, for a running process.
+    pub fn peak_resident_kib(&self) -> Option<u64> {
+        let pid = i32::try_from(self.pid()?).ok()?;
+        procfs::process::Process::new(pid)
+            .ok()?
+            .status()
+            .ok()?
+            .vmhwm
+    }
+
     /// The last 60 lines of the process's log, for failure messages.
     pub fn log_tail(&self) -> String {
         let Some(log) = &self.log else {

@@ -365,9 +365,27 @@ pub struct Outputs {
     /// The produced server (ECS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_id: Option<String>,
-    /// Every produced resource, sub-jobs' included, in the order the cloud listed them.
+    /// Every produced resource, sub-jobs' included, in the order the cloud listed them. A sub-job's
+    /// resource is listed only once that sub-job succeeded (see `status.subJobs.items` for each one's status).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<ProducedResource>,
+    /// Existing resources the job acted on without producing them, e.g. the shared image of an IMS
+    /// image-member job (imsAddImageMembersJob, imsUpdateImageMembersJob, imsDelImageMembersJob).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_resources: Vec<TargetResource>,
+}
+
+/// An existing resource a job acted on (it did not produce it).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetResource {
+    /// image, or another resource kind.
+    pub kind: String,
+    /// The resource id.
+    pub id: String,
+    /// What the job did to it, as the cloud reports it (e.g. `success` for a member added).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 /// One resource produced by the job or one of its sub-jobs.

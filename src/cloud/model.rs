@@ -31,7 +31,7 @@ pub const MAX_RESOURCES: usize = 500;
 /// cloud answers (a third of etcd's 1.5 MiB object limit, leaving room for spec and metadata).
 pub const MAX_STATUS_BYTES: usize = 512 * 1024;
 
-use crate::crd::{ProducedResource, SubJobStatus, SubJobs};
+use crate::crd::{ProducedResource, SubJobStatus, SubJobs, TargetResource};
 
 /// The job's state as the cloud reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,8 +95,10 @@ pub struct JobObservation {
     pub image_name: Option<String>,
     pub volume_id: Option<String>,
     pub server_id: Option<String>,
-    /// Everything produced, the job's own ids first, then its sub-jobs', without duplicates.
+    /// Everything produced, the job's own ids first, then its successful sub-jobs', without duplicates.
     pub resources: Vec<ProducedResource>,
+    /// Existing resources the job acted on without producing them (the image of an image-member job).
+    pub targets: Vec<TargetResource>,
     pub sub_jobs: Option<SubJobs>,
 }
 
@@ -170,6 +172,7 @@ impl JobObservation {
             volume_id: text(entities.get("volume_id"), MAX_ID_LEN),
             server_id: text(entities.get("server_id"), MAX_ID_LEN),
             resources: Vec::new(),
+            targets: Vec::new(),
             sub_jobs: None,
         };
         if entities.get("image_id").is_none() && entities.get("volume_id").is_some() {
@@ -177,9 +180,14 @@ impl JobObservation {
             observation.image_name = None;
         }
 
-        observation.resources = produced_resources(entities, &sub_job_values);
-        if observation.image_id.is_none() {
-            // Member jobs (imsAddImageMembersJob, ...) report the image only in `results`.
+        let member_job = observation
+            .job_type
+            .as_deref()
+            .is_some_and(is_image_member_job);
+        observation.resources = produced_resources(entities, &sub_job_values, member_job);
+        if member_job {
+            observation.targets = member_targets(entities);
+        } else if observation.image_id.is_none() {
             observation.image_id = observation
                 .resources
                 .iter()
@@ -201,8 +209,11 @@ impl JobObservation {
                 .map(|r| r.id.clone());
         }
 
+        // Progress from sub-jobs measures how far a job still under way has come. A finished failure is
+        // not "100 % done": it keeps the last progress it reported (status keeps the previous value).
+        let derive_progress = !matches!(observation.state, JobState::Fail | JobState::Cancelled);
         if let Some(summary) = &sub_jobs {
-            if observation.progress.is_none() && summary.total > 0 {
+            if derive_progress && observation.progress.is_none() && summary.total > 0 {
                 let done = summary.succeeded + summary.failed;
                 observation.progress = Some(((done as i64 * 100) / summary.total as i64) as i32);
             }
@@ -449,16 +460,63 @@ fn sub_job_status(value: &Value) -> SubJobStatus {
     }
 }
 
-/// Every id the job and its sub-jobs report, in document order, each once.
-fn produced_resources(entities: &Value, sub_jobs: &[&Value]) -> Vec<ProducedResource> {
-    let mut found = Resources::default();
-    found.add_own_ids(entities, None);
-    for result in entities
+/// IMS job types that add, update or delete members of an existing (shared) image: their
+/// `entities.results` name that image, which they act on and do not produce.
+const IMAGE_MEMBER_JOB_TYPES: [&str; 3] = [
+    "imsAddImageMembersJob",
+    "imsUpdateImageMembersJob",
+    "imsDelImageMembersJob",
+];
+
+fn is_image_member_job(job_type: &str) -> bool {
+    IMAGE_MEMBER_JOB_TYPES
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(job_type))
+}
+
+/// The images an image-member job acted on (`entities.results[].image_id`), with each one's status.
+fn member_targets(entities: &Value) -> Vec<TargetResource> {
+    let mut seen = HashSet::new();
+    entities
         .get("results")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-    {
+        .filter_map(|result| {
+            let id = text(result.get("image_id"), MAX_ID_LEN)?;
+            seen.insert(id.clone()).then(|| TargetResource {
+                kind: "image".into(),
+                id,
+                status: text(result.get("status"), MAX_STATUS_LEN),
+            })
+        })
+        .take(MAX_RESOURCES)
+        .collect()
+}
+
+/// Whether a sub-job reports SUCCESS (any case): only then is what it names something it produced.
+fn succeeded(sub_job: &Value) -> bool {
+    sub_job
+        .get("status")
+        .and_then(Value::as_str)
+        .is_some_and(|s| s.trim().eq_ignore_ascii_case("SUCCESS"))
+}
+
+/// Every id the job and its successful sub-jobs report, in document order, each once. `results` of an
+/// image-member job are targets, not produced images (see [`member_targets`]).
+fn produced_resources(
+    entities: &Value,
+    sub_jobs: &[&Value],
+    member_job: bool,
+) -> Vec<ProducedResource> {
+    let mut found = Resources::default();
+    found.add_own_ids(entities, None);
+    let results = if member_job {
+        None
+    } else {
+        entities.get("results").and_then(Value::as_array)
+    };
+    for result in results.into_iter().flatten() {
         found.add(
             "image",
             text(result.get("image_id"), MAX_ID_LEN),
@@ -482,13 +540,9 @@ fn produced_resources(entities: &Value, sub_jobs: &[&Value]) -> Vec<ProducedReso
             None,
         );
     }
-    // A failed sub-job's id (a volume that errored, say) is not something the job produced.
-    let failed = |v: &Value| {
-        v.get("status")
-            .and_then(Value::as_str)
-            .is_some_and(|s| s.trim().eq_ignore_ascii_case("FAIL"))
-    };
-    for sub_job in sub_jobs.iter().filter(|v| !failed(v)) {
+    // A failed sub-job's id (a volume that errored, say) is not something the job produced, nor is a
+    // running one's yet: each sub-job's own status is in `subJobs.items`.
+    for sub_job in sub_jobs.iter().filter(|v| succeeded(v)) {
         if found.is_full() {
             break;
         }
@@ -699,15 +753,92 @@ mod tests {
     }
 
     #[test]
-    fn member_jobs_report_image_from_results() {
-        let job = fixture("huawei-ims-imsAddImageMembersJob");
-        assert_eq!(
-            job.image_id.as_deref(),
-            Some("30e55148-deb9-4923-adb9-91618de16ba0")
-        );
+    fn member_jobs_report_the_shared_image_as_a_target_not_as_produced() {
+        for (name, image) in [
+            (
+                "huawei-ims-imsAddImageMembersJob",
+                "30e55148-deb9-4923-adb9-91618de16ba0",
+            ),
+            (
+                "huawei-ims-imsUpdateImageMembersJob",
+                "6596628c-42d4-4ff1-8660-8ea5ae61f243",
+            ),
+        ] {
+            let job = fixture(name);
+            assert_eq!(job.image_id, None, "{name}: no produced image");
+            assert!(job.resources.is_empty(), "{name}: {:?}", job.resources);
+            assert_eq!(job.primary_id(), None, "{name}");
+            assert_eq!(
+                job.targets,
+                [TargetResource {
+                    kind: "image".into(),
+                    id: image.into(),
+                    status: Some("success".into()),
+                }],
+                "{name}"
+            );
+        }
         let deleted = fixture("huawei-ims-imsDelImageMembersJob");
         assert_eq!(deleted.image_id, None);
-        assert!(deleted.resources.is_empty());
+        assert!(deleted.resources.is_empty() && deleted.targets.is_empty());
+        // Other jobs' `results` are images they made (the old OTC example).
+        let legacy = fixture("otc-ims-legacy-createImageByInstance");
+        assert!(legacy.targets.is_empty());
+    }
+
+    #[test]
+    fn a_failed_job_keeps_its_last_real_progress() {
+        let failed = JobObservation::from_value(&json!({
+            "status": "FAIL", "job_id": "j", "job_type": "batchCreateVolume",
+            "entities": {"sub_jobs": [
+                {"status": "SUCCESS", "job_id": "a", "entities": {"volume_id": "v1"}},
+                {"status": "FAIL", "job_id": "b", "entities": {"volume_id": "v2"}}
+            ]}
+        }))
+        .expect("parses");
+        assert_eq!(failed.progress, None, "not 100: it did not complete");
+        // What the cloud itself reported on the failed job is kept.
+        let reported = JobObservation::from_value(&json!({
+            "status": "FAIL", "job_id": "j", "entities": {"process_percent": 0.4}
+        }))
+        .expect("parses");
+        assert_eq!(reported.progress, Some(40));
+        // While it runs, finished sub-jobs still measure how far it has come.
+        let running = JobObservation::from_value(&json!({
+            "status": "RUNNING", "job_id": "j",
+            "entities": {"sub_jobs": [{"status": "FAIL"}, {"status": "RUNNING"}]}
+        }))
+        .expect("parses");
+        assert_eq!(running.progress, Some(50));
+    }
+
+    #[test]
+    fn only_successful_sub_jobs_produce_resources_and_each_status_is_listed() {
+        let job = JobObservation::from_value(&json!({
+            "status": "RUNNING", "job_id": "j", "job_type": "createServer",
+            "entities": {"sub_jobs_total": 3, "sub_jobs": [
+                {"status": "SUCCESS", "job_id": "a", "entities": {"server_id": "s1"}},
+                {"status": "RUNNING", "job_id": "b", "entities": {"server_id": "s2"}},
+                {"status": "INIT", "job_id": "c", "entities": {"server_id": "s3"}}
+            ]}
+        }))
+        .expect("parses");
+        let ids: Vec<_> = job.resources.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["s1"]);
+        let sub = job.sub_jobs.expect("sub-jobs");
+        let statuses: Vec<_> = sub
+            .items
+            .iter()
+            .map(|s| (s.resource_id.as_deref(), s.status.as_deref()))
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                (Some("s1"), Some("SUCCESS")),
+                (Some("s2"), Some("RUNNING")),
+                (Some("s3"), Some("INIT"))
+            ]
+        );
     }
 
     #[test]
@@ -730,7 +861,7 @@ mod tests {
         assert_eq!(job.fail_reason.as_deref(), Some("quota exceeded"));
         let sub = job.sub_jobs.expect("sub-jobs");
         assert_eq!((sub.total, sub.succeeded, sub.failed), (2, 1, 1));
-        assert_eq!(job.progress, Some(100));
+        assert_eq!(job.progress, None, "a failure is not 100 % done");
     }
 
     #[test]

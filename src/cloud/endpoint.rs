@@ -35,7 +35,18 @@ pub fn base_url(spec: &CloudJobSpec, template: Option<&str>) -> Result<Url, Endp
         (None, Some(template)) => template
             .replace("{service}", service)
             .replace("{region}", region),
-        (None, None) => public_endpoint(spec.cloud, service, region),
+        (None, None) => {
+            let api = crate::cloud::catalogue::api(spec.service);
+            let Some(host) = api.host(spec.cloud) else {
+                return Err(EndpointError {
+                    endpoint: String::new(),
+                    reason: format!(
+                        "{service} has no documented public endpoint on this cloud: set spec.endpoint"
+                    ),
+                });
+            };
+            public_endpoint(spec.cloud, host, region)
+        }
     };
     let url = Url::parse(&raw).map_err(|e| EndpointError {
         endpoint: raw.clone(),
@@ -498,17 +509,10 @@ pub fn public_endpoint(cloud: Cloud, service: &str, region: &str) -> String {
     }
 }
 
-/// `{base}/v1/{project_id}/jobs/{job_id}`, keeping any path prefix of the base URL.
+/// `{base}/v1/{project_id}/jobs/{job_id}`, keeping any path prefix of the base URL (the ECS family's path;
+/// every service's is [`crate::cloud::catalogue::JobPath::url`]).
 pub fn job_url(base: &Url, project_id: &str, job_id: &str) -> Url {
-    let mut url = base.clone();
-    url.set_query(None);
-    url.set_fragment(None);
-    if let Ok(mut segments) = url.path_segments_mut() {
-        segments
-            .pop_if_empty()
-            .extend(["v1", project_id, "jobs", job_id]);
-    }
-    url
+    crate::cloud::catalogue::JobPath::ProjectJobsV1.url(base, project_id, job_id)
 }
 
 /// A stable key for per-endpoint rate limiting: scheme, host and port.
@@ -592,6 +596,36 @@ mod tests {
             job_url(&base, "p", "j").as_str(),
             "http://127.0.0.1:9000/evs/v1/p/jobs/j"
         );
+    }
+
+    #[test]
+    fn public_endpoints_use_each_services_host_label() {
+        for (service, cloud, want) in [
+            (
+                Service::Eip,
+                Cloud::Huaweicloud,
+                "https://vpc.eu-de.myhuaweicloud.com/",
+            ),
+            (
+                Service::Opengauss,
+                Cloud::Huaweicloud,
+                "https://gaussdb-opengauss.eu-de.myhuaweicloud.com/",
+            ),
+            (
+                Service::Rds,
+                Cloud::Opentelekomcloud,
+                "https://rds.eu-de.otc.t-systems.com/",
+            ),
+        ] {
+            let url = base_url(&spec(service, cloud, "eu-de", None), None).expect("url");
+            assert_eq!(url.as_str(), want);
+        }
+        let err = base_url(
+            &spec(Service::Geminidb, Cloud::Opentelekomcloud, "eu-de", None),
+            None,
+        )
+        .expect_err("no documented OTC endpoint");
+        assert!(err.reason.contains("spec.endpoint"), "{err}");
     }
 
     #[test]

@@ -31,7 +31,8 @@ pub const MAX_RESOURCES: usize = 500;
 /// cloud answers (a third of etcd's 1.5 MiB object limit, leaving room for spec and metadata).
 pub const MAX_STATUS_BYTES: usize = 512 * 1024;
 
-use crate::crd::{ProducedResource, SubJobStatus, SubJobs, TargetResource};
+use crate::cloud::catalogue::{self, Layout, ServiceApi};
+use crate::crd::{ProducedResource, Service, SubJobStatus, SubJobs, TargetResource};
 
 /// The job's state as the cloud reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,18 +54,10 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// `raw` in the ECS family's vocabulary (the default of [`JobObservation::parse`]).
+    #[cfg(test)]
     fn parse(raw: &str) -> JobState {
-        match raw.trim().to_ascii_uppercase().as_str() {
-            "INIT" => JobState::Init,
-            "PENDING_PAYMENT" => JobState::PendingPayment,
-            "RUNNING" => JobState::Running,
-            "SUCCESS" => JobState::Success,
-            // FAIL is what the jobs API documents; FAILED and ERROR are what other Huawei APIs (and
-            // gateways in front of them) use for the same end.
-            "FAIL" | "FAILED" | "ERROR" => JobState::Fail,
-            "CANCELLED" | "CANCELED" | "ABORTED" => JobState::Cancelled,
-            _ => JobState::Other(raw.to_string()),
-        }
+        catalogue::api(Service::Ecs).state(raw)
     }
 
     /// Whether the job can no longer change.
@@ -113,18 +106,94 @@ pub enum ParseError {
     ErrorBody(String),
     #[error("response has no job status field")]
     MissingStatus,
+    /// The service answered a query by id with an empty list (GeminiDB): it has no such job.
+    #[error("the service lists no job with this id")]
+    NoSuchJob,
+}
+
+/// Why a body of a wrapped layout (`{"job": ...}`) holds no job: an error body, or something else.
+fn not_a_job(value: &Value) -> ParseError {
+    if !value.is_object() {
+        return ParseError::NotAnObject;
+    }
+    match error_summary(value) {
+        Some(summary) => ParseError::ErrorBody(summary),
+        None => ParseError::MissingStatus,
+    }
+}
+
+/// A database job (`{id, name, status, created, ended, <progress>: "60%", instance: {id, name},
+/// fail_reason}`) in the flat layout. Only references are copied into the new value's places, each of
+/// them a field of a body already capped at 4 MiB.
+fn flat_database_job(job: &Value, progress: &str) -> Value {
+    let field = |name: &str| job.get(name).cloned().unwrap_or(Value::Null);
+    let instance = job.get("instance");
+    let instance_field = |name: &str| {
+        instance
+            .and_then(|i| i.get(name))
+            .or_else(|| job.get(format!("instance_{name}").as_str()))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    serde_json::json!({
+        "status": field("status"),
+        "job_id": field("id"),
+        "job_type": field("name"),
+        "begin_time": field("created"),
+        "end_time": field("ended"),
+        "fail_reason": field("fail_reason"),
+        "entities": {
+            "process_percent": field(progress),
+            "instance_id": instance_field("id"),
+            "instance_name": instance_field("name"),
+        },
+    })
 }
 
 impl JobObservation {
-    /// Parses a response body. Fails only when there is no job in it at all.
+    /// Parses a response body of the ECS family's layout and words. Fails only when there is no job in it.
     pub fn parse(body: &[u8]) -> Result<JobObservation, ParseError> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| ParseError::NotJson(json_error(&e)))?;
-        Self::from_value(&value)
+        Self::parse_as(catalogue::api(Service::Ecs), body)
     }
 
-    /// Parses an already decoded response.
+    /// Parses a response body of `api`'s service.
+    pub fn parse_as(api: &ServiceApi, body: &[u8]) -> Result<JobObservation, ParseError> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| ParseError::NotJson(json_error(&e)))?;
+        Self::from_value_as(api, &value)
+    }
+
+    /// Parses an already decoded response of the ECS family's layout and words.
     pub fn from_value(value: &Value) -> Result<JobObservation, ParseError> {
+        Self::from_value_as(catalogue::api(Service::Ecs), value)
+    }
+
+    /// Parses an already decoded response of `api`'s service: its layout is first brought to the flat
+    /// one (`status`, `job_id`, ..., `entities`), so that one reader serves every service.
+    pub fn from_value_as(api: &ServiceApi, value: &Value) -> Result<JobObservation, ParseError> {
+        match api.layout {
+            Layout::Flat => Self::from_flat(api, value),
+            Layout::DatabaseJob { progress } => match value.get("job") {
+                Some(job) if job.is_object() => {
+                    Self::from_flat(api, &flat_database_job(job, progress))
+                }
+                _ => Err(not_a_job(value)),
+            },
+            Layout::DatabaseJobList { progress } => {
+                let Some(jobs) = value.get("jobs").and_then(Value::as_array) else {
+                    return Err(not_a_job(value));
+                };
+                // The query names one job: an empty list is the service saying it has none by that id.
+                let job = jobs
+                    .iter()
+                    .find(|j| j.is_object())
+                    .ok_or(ParseError::NoSuchJob)?;
+                Self::from_flat(api, &flat_database_job(job, progress))
+            }
+        }
+    }
+
+    fn from_flat(api: &ServiceApi, value: &Value) -> Result<JobObservation, ParseError> {
         let obj = value.as_object().ok_or(ParseError::NotAnObject)?;
         let Some(raw_status) = text(value.get("status"), MAX_STATUS_LEN) else {
             return Err(match error_summary(value) {
@@ -139,10 +208,10 @@ impl JobObservation {
             .unwrap_or(&empty);
 
         let sub_job_values = sub_job_values(entities);
-        let sub_jobs = summarize_sub_jobs(entities, &sub_job_values);
+        let sub_jobs = summarize_sub_jobs(api, entities, &sub_job_values);
 
         let mut observation = JobObservation {
-            state: JobState::parse(&raw_status),
+            state: api.state(&raw_status),
             raw_status,
             job_id: text(value.get("job_id"), MAX_ID_LEN),
             job_type: text(value.get("job_type"), MAX_NAME_LEN),
@@ -184,7 +253,7 @@ impl JobObservation {
             .job_type
             .as_deref()
             .is_some_and(is_image_member_job);
-        observation.resources = produced_resources(entities, &sub_job_values, member_job);
+        observation.resources = produced_resources(api, entities, &sub_job_values, member_job);
         if member_job {
             observation.targets = member_targets(entities);
         } else if observation.image_id.is_none() {
@@ -333,15 +402,20 @@ fn first_text(values: &[Option<&Value>], max: usize) -> Option<String> {
 
 /// `process_percent` as 0-100: the documented examples use a fraction (`0.20`), some services 0-100.
 fn percent(value: &Value) -> Option<i32> {
-    let number = match value {
-        Value::Number(n) => n.as_f64()?,
-        Value::String(s) => s.trim().trim_end_matches('%').parse::<f64>().ok()?,
+    // "60%" (the database family) is a percentage whatever its size: "1%" is not 100 %.
+    let (number, marked_percent) = match value {
+        Value::Number(n) => (n.as_f64()?, false),
+        Value::String(s) => {
+            let s = s.trim();
+            let marked = s.ends_with('%');
+            (s.trim_end_matches('%').trim().parse::<f64>().ok()?, marked)
+        }
         _ => return None,
     };
     if !number.is_finite() || number < 0.0 {
         return None;
     }
-    let pct = if number <= 1.0 {
+    let pct = if number <= 1.0 && !marked_percent {
         number * 100.0
     } else {
         number
@@ -352,11 +426,22 @@ fn percent(value: &Value) -> Option<i32> {
 /// Times as the cloud sends them: RFC 3339 (`2024-11-06T06:19:43.195Z`), the old IMS form
 /// (`04-Jun-2015 18:11:06:586`), or empty. Anything else is treated as absent, never as an error.
 pub fn parse_time(value: &Value) -> Option<Timestamp> {
+    if let Some(millis) = value.as_i64() {
+        return epoch_millis(millis);
+    }
     let raw = value.as_str()?.trim();
     if raw.is_empty() {
         return None;
     }
     if let Ok(ts) = raw.parse::<Timestamp>() {
+        return Some(ts);
+    }
+    // DCS sends epoch milliseconds as a string (`"1587349436000"`).
+    if raw.len() >= 12 && raw.len() <= 14 && raw.bytes().all(|b| b.is_ascii_digit()) {
+        return raw.parse().ok().and_then(epoch_millis);
+    }
+    // The database family: `2018-08-06T10:41:14+0800` (an offset without colon).
+    if let Ok(ts) = Timestamp::strptime("%Y-%m-%dT%H:%M:%S%z", raw) {
         return Some(ts);
     }
     // The old IMS form has milliseconds after a colon; jiff's strptime wants them after a dot.
@@ -379,6 +464,16 @@ pub fn parse_time(value: &Value) -> Option<Timestamp> {
     None
 }
 
+/// Epoch milliseconds, only in a plausible range (2000 to 2100) so that a small number is not a time.
+fn epoch_millis(millis: i64) -> Option<Timestamp> {
+    const FROM: i64 = 946_684_800_000;
+    const UNTIL: i64 = 4_102_444_800_000;
+    (FROM..UNTIL)
+        .contains(&millis)
+        .then(|| Timestamp::from_millisecond(millis).ok())
+        .flatten()
+}
+
 /// Full sub-job objects: EVS/ECS `sub_jobs`, IMS `sub_jobs_result`.
 fn sub_job_values(entities: &Value) -> Vec<&Value> {
     ["sub_jobs", "sub_jobs_result"]
@@ -389,7 +484,7 @@ fn sub_job_values(entities: &Value) -> Vec<&Value> {
         .collect()
 }
 
-fn summarize_sub_jobs(entities: &Value, values: &[&Value]) -> Option<SubJobs> {
+fn summarize_sub_jobs(api: &ServiceApi, entities: &Value, values: &[&Value]) -> Option<SubJobs> {
     let listed_ids = entities
         .get("sub_jobs_list")
         .and_then(Value::as_array)
@@ -424,18 +519,23 @@ fn summarize_sub_jobs(entities: &Value, values: &[&Value]) -> Option<SubJobs> {
         items: values
             .iter()
             .take(crate::crd::MAX_LISTED_SUB_JOBS)
-            .map(|v| sub_job_status(v))
+            .map(|v| sub_job_status(api, v))
             .collect(),
     })
 }
 
-fn sub_job_status(value: &Value) -> SubJobStatus {
+fn sub_job_status(api: &ServiceApi, value: &Value) -> SubJobStatus {
     let entities = value.get("entities");
     let resource_id = entities.and_then(|e| {
         first_text(
             &[e.get("image_id"), e.get("volume_id"), e.get("server_id")],
             MAX_ID_LEN,
         )
+        .or_else(|| {
+            api.produced
+                .iter()
+                .find_map(|(field, _)| text(e.get(*field), MAX_ID_LEN))
+        })
     });
     SubJobStatus {
         job_id: text(value.get("job_id"), MAX_ID_LEN),
@@ -505,11 +605,15 @@ fn succeeded(sub_job: &Value) -> bool {
 /// Every id the job and its successful sub-jobs report, in document order, each once. `results` of an
 /// image-member job are targets, not produced images (see [`member_targets`]).
 fn produced_resources(
+    api: &ServiceApi,
     entities: &Value,
     sub_jobs: &[&Value],
     member_job: bool,
 ) -> Vec<ProducedResource> {
-    let mut found = Resources::default();
+    let mut found = Resources {
+        api_fields: api.produced,
+        ..Resources::default()
+    };
     found.add_own_ids(entities, None);
     let results = if member_job {
         None
@@ -559,6 +663,8 @@ fn produced_resources(
 struct Resources {
     list: Vec<ProducedResource>,
     seen: HashSet<(&'static str, String)>,
+    /// The service's own id fields and their kinds ([`ServiceApi::produced`]).
+    api_fields: &'static [(&'static str, &'static str)],
 }
 
 impl Resources {
@@ -605,7 +711,23 @@ impl Resources {
             None,
             sub_job_id.clone(),
         );
-        self.add("nic", text(e.get("nic_id"), MAX_ID_LEN), None, sub_job_id);
+        self.add(
+            "nic",
+            text(e.get("nic_id"), MAX_ID_LEN),
+            None,
+            sub_job_id.clone(),
+        );
+        for (field, kind) in self.api_fields {
+            let name = (*kind == "instance")
+                .then(|| text(e.get("instance_name"), MAX_NAME_LEN))
+                .flatten();
+            self.add(
+                kind,
+                text(e.get(*field), MAX_ID_LEN),
+                name,
+                sub_job_id.clone(),
+            );
+        }
     }
 }
 
@@ -621,6 +743,339 @@ mod tests {
         );
         let body = std::fs::read(&path).expect("fixture exists");
         JobObservation::parse(&body).expect("fixture parses")
+    }
+
+    /// fixture (tests/fixtures/services), service, state, progress, produced (kind, id), sub-jobs
+    /// (total, succeeded, failed), error code or failure reason.
+    type ServiceRow = (
+        &'static str,
+        Service,
+        JobState,
+        Option<i32>,
+        &'static [(&'static str, &'static str)],
+        Option<(i32, i32, i32)>,
+        Option<&'static str>,
+    );
+
+    const SERVICE_FIXTURES: &[ServiceRow] = &[
+        (
+            "ims-success",
+            Service::Ims,
+            JobState::Success,
+            Some(100),
+            &[("image", "7a3b3d4e-5f60-4a1b-9c2d-3e4f5a6b7c01")],
+            None,
+            None,
+        ),
+        (
+            "ims-fail",
+            Service::Ims,
+            JobState::Fail,
+            Some(35),
+            &[],
+            None,
+            Some("IMG.0170"),
+        ),
+        (
+            "ims-running",
+            Service::Ims,
+            JobState::Running,
+            Some(60),
+            &[],
+            None,
+            None,
+        ),
+        (
+            "bms-success",
+            Service::Bms,
+            JobState::Success,
+            Some(100),
+            &[
+                ("server", "b1a5c0de-0001-4a1b-9c2d-000000000001"),
+                ("server", "b1a5c0de-0001-4a1b-9c2d-000000000002"),
+            ],
+            Some((2, 2, 0)),
+            None,
+        ),
+        (
+            "bms-fail",
+            Service::Bms,
+            JobState::Fail,
+            None,
+            &[("server", "b1a5c0de-0001-4a1b-9c2d-000000000003")],
+            None,
+            Some("BMS.0085"),
+        ),
+        (
+            "bms-subjobs",
+            Service::Bms,
+            JobState::Running,
+            Some(50),
+            &[("server", "b1a5c0de-0001-4a1b-9c2d-000000000004")],
+            Some((2, 1, 0)),
+            None,
+        ),
+        (
+            "sdrs-success",
+            Service::Sdrs,
+            JobState::Success,
+            Some(100),
+            &[
+                ("protectedInstance", "5d0e1f2a-0002-4b3c-8d4e-000000000001"),
+                ("protectionGroup", "5d0e1f2a-0002-4b3c-8d4e-0000000000aa"),
+                ("nativeServer", "5d0e1f2a-0002-4b3c-8d4e-0000000000bb"),
+            ],
+            None,
+            None,
+        ),
+        (
+            "sdrs-fail",
+            Service::Sdrs,
+            JobState::Fail,
+            None,
+            &[("protectionGroup", "5d0e1f2a-0002-4b3c-8d4e-0000000000aa")],
+            None,
+            Some("SDRS.1301"),
+        ),
+        (
+            "sdrs-subjobs",
+            Service::Sdrs,
+            JobState::Running,
+            Some(50),
+            &[
+                ("protectionGroup", "5d0e1f2a-0002-4b3c-8d4e-0000000000aa"),
+                ("replicationPair", "5d0e1f2a-0002-4b3c-8d4e-000000000002"),
+            ],
+            Some((2, 1, 0)),
+            None,
+        ),
+        (
+            "deh-success",
+            Service::Deh,
+            JobState::Success,
+            Some(100),
+            &[("dedicatedHost", "de11c0de-0003-4c5d-9e6f-000000000001")],
+            None,
+            None,
+        ),
+        (
+            "deh-fail",
+            Service::Deh,
+            JobState::Fail,
+            None,
+            &[],
+            None,
+            Some("DEH.0008"),
+        ),
+        (
+            "deh-subjobs",
+            Service::Deh,
+            JobState::Running,
+            Some(100),
+            &[("dedicatedHost", "de11c0de-0003-4c5d-9e6f-000000000002")],
+            Some((2, 1, 1)),
+            None,
+        ),
+        (
+            "eip-success",
+            Service::Eip,
+            JobState::Success,
+            Some(100),
+            &[("publicip", "e1b0c0de-0004-4d5e-8f70-000000000001")],
+            Some((1, 1, 0)),
+            None,
+        ),
+        (
+            "eip-fail",
+            Service::Eip,
+            JobState::Fail,
+            None,
+            &[],
+            None,
+            Some("VPC.0507"),
+        ),
+        (
+            "eip-subjobs",
+            Service::Eip,
+            JobState::Running,
+            Some(50),
+            &[("publicip", "e1b0c0de-0004-4d5e-8f70-000000000003")],
+            Some((2, 1, 0)),
+            None,
+        ),
+        (
+            "rds-success",
+            Service::Rds,
+            JobState::Success,
+            Some(100),
+            &[("instance", "rds0ffee000000000000000001in01")],
+            None,
+            None,
+        ),
+        (
+            "rds-fail",
+            Service::Rds,
+            JobState::Fail,
+            None,
+            &[("instance", "rds0ffee000000000000000002in01")],
+            None,
+            Some("the instance is frozen"),
+        ),
+        (
+            "rds-running",
+            Service::Rds,
+            JobState::Running,
+            Some(60),
+            &[("instance", "rds0ffee000000000000000003in01")],
+            None,
+            None,
+        ),
+        (
+            "dds-running",
+            Service::Dds,
+            JobState::Running,
+            Some(60),
+            &[("instance", "dds0ffee000000000000000003in01")],
+            None,
+            None,
+        ),
+        (
+            "gaussdb-fail",
+            Service::Gaussdb,
+            JobState::Fail,
+            None,
+            &[("instance", "gau0ffee000000000000000002in01")],
+            None,
+            Some("the instance is frozen"),
+        ),
+        (
+            "opengauss-success",
+            Service::Opengauss,
+            JobState::Success,
+            Some(100),
+            &[("instance", "ope0ffee000000000000000001in01")],
+            None,
+            None,
+        ),
+        (
+            "geminidb-running",
+            Service::Geminidb,
+            JobState::Running,
+            Some(60),
+            &[("instance", "gem0ffee0000000000000003in02")],
+            None,
+            None,
+        ),
+        (
+            "geminidb-fail",
+            Service::Geminidb,
+            JobState::Fail,
+            None,
+            &[("instance", "gem0ffee0000000000000002in02")],
+            None,
+            Some("the instance is frozen"),
+        ),
+    ];
+
+    #[test]
+    fn every_services_fixture_reads_as_its_sdk_model_says() {
+        for (name, service, state, progress, produced, sub, failure) in SERVICE_FIXTURES {
+            let path = format!(
+                "{}/tests/fixtures/services/{name}.json",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let body = std::fs::read(&path).expect("fixture");
+            let api = catalogue::api(*service);
+            let job = JobObservation::parse_as(api, &body).expect(name);
+            assert_eq!(&job.state, state, "{name}");
+            assert_eq!(job.progress, *progress, "{name}: progress");
+            let ids: Vec<_> = job
+                .resources
+                .iter()
+                .map(|r| (r.kind.as_str(), r.id.as_str()))
+                .collect();
+            assert_eq!(ids, *produced, "{name}: produced");
+            assert_eq!(
+                job.sub_jobs
+                    .as_ref()
+                    .map(|s| (s.total, s.succeeded, s.failed)),
+                *sub,
+                "{name}: sub-jobs"
+            );
+            if let Some(failure) = failure {
+                assert!(
+                    job.error_code.as_deref() == Some(*failure)
+                        || job.fail_reason.as_deref() == Some(*failure),
+                    "{name}: {:?} {:?}",
+                    job.error_code,
+                    job.fail_reason
+                );
+            }
+            assert!(job.job_id.is_some() && job.job_type.is_some(), "{name}");
+            assert!(job.begin_time.is_some(), "{name}: begin time");
+        }
+        let rds = fixture_of(Service::Rds, "rds-success");
+        assert_eq!(
+            rds.begin_time,
+            Some("2026-04-02T08:00:00Z".parse().expect("ts")),
+            "+0800 offsets"
+        );
+        assert_eq!(rds.resources[0].name.as_deref(), Some("rds-prod-1"));
+    }
+
+    fn fixture_of(service: Service, name: &str) -> JobObservation {
+        let path = format!(
+            "{}/tests/fixtures/services/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        JobObservation::parse_as(catalogue::api(service), &std::fs::read(path).expect("read"))
+            .expect("parses")
+    }
+
+    #[test]
+    fn database_answers_without_a_job_and_odd_values() {
+        let rds = catalogue::api(Service::Rds);
+        assert_eq!(
+            JobObservation::from_value_as(rds, &json!({"error_code": "DBS.1", "error_msg": "m"})),
+            Err(ParseError::ErrorBody("DBS.1: m".into()))
+        );
+        assert_eq!(
+            JobObservation::from_value_as(rds, &json!({"jobs": []})),
+            Err(ParseError::MissingStatus)
+        );
+        let gemini = catalogue::api(Service::Geminidb);
+        assert_eq!(
+            JobObservation::from_value_as(gemini, &json!({"jobs": [], "total_count": 0})),
+            Err(ParseError::NoSuchJob)
+        );
+        let job = JobObservation::from_value_as(
+            rds,
+            &json!({"job": {"id": "j", "status": "Queued", "process": "1%"}}),
+        )
+        .expect("job");
+        assert_eq!(
+            job.state,
+            JobState::Other("Queued".into()),
+            "unknown words run"
+        );
+        assert_eq!(job.progress, Some(1), "1% is not a fraction");
+    }
+
+    #[test]
+    fn times_in_epoch_milliseconds_and_numeric_offsets() {
+        assert_eq!(
+            parse_time(&json!("1587349436000")),
+            Some("2020-04-20T02:23:56Z".parse().expect("ts"))
+        );
+        assert_eq!(
+            parse_time(&json!(1587349436000_i64)),
+            Some("2020-04-20T02:23:56Z".parse().expect("ts"))
+        );
+        assert_eq!(parse_time(&json!(17)), None);
+        assert_eq!(
+            parse_time(&json!("2018-08-06T10:41:14+0800")),
+            Some("2018-08-06T02:41:14Z".parse().expect("ts"))
+        );
     }
 
     #[test]

@@ -110,7 +110,9 @@ pub enum SimError {
     NotFound(String),
     #[error("fixture body is not JSON: {0}")]
     InvalidFixture(#[from] serde_json::Error),
-    #[error("fixture body has no string job_id")]
+    #[error(
+        "fixture body has no string job id (job_id, or job.id / jobs[0].id in the database layouts)"
+    )]
     FixtureWithoutJobId,
     #[error("time scale must be a finite number > 0, got {0}")]
     InvalidTimeScale(f64),
@@ -124,7 +126,8 @@ pub struct CreatedJob {
     pub job_id: String,
     pub service: Service,
     pub project_id: String,
-    /// `/{service}/v1/{project_id}/jobs/{job_id}`.
+    /// `/{service}/v1/{project_id}/jobs/{job_id}`, or `/{service}/v3/{project_id}/jobs?id={job_id}` for the
+    /// database family.
     pub path: String,
 }
 
@@ -180,8 +183,16 @@ impl SimState {
     }
 
     fn insert(&self, job: Job) -> Result<CreatedJob, SimError> {
+        let path = match model::services::row_of(job.service).family {
+            model::services::Family::ProjectJobsV1 => {
+                format!("/{}/v1/{}/jobs/{}", job.service, job.project_id, job.id)
+            }
+            model::services::Family::DatabaseQuery => {
+                format!("/{}/v3/{}/jobs?id={}", job.service, job.project_id, job.id)
+            }
+        };
         let created = CreatedJob {
-            path: format!("/{}/v1/{}/jobs/{}", job.service, job.project_id, job.id),
+            path,
             job_id: job.id.clone(),
             service: job.service,
             project_id: job.project_id.clone(),
@@ -235,17 +246,9 @@ impl SimState {
             ));
         }
         let v: Value = serde_json::from_str(&raw)?;
-        let id = v
-            .get("job_id")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty() && !s.contains('/'))
-            .ok_or(SimError::FixtureWithoutJobId)?
-            .to_owned();
-        let status = v
-            .get("status")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
+        let layout = model::services::row_of(service).layout;
+        let (id, status) =
+            model::services::fixture_identity(layout, &v).ok_or(SimError::FixtureWithoutJobId)?;
         self.insert(Job {
             id,
             service,

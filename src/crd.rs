@@ -44,7 +44,7 @@ pub const MAX_LISTED_SUB_JOBS: usize = 50;
     namespaced,
     status = "CloudJobStatus",
     derive = "PartialEq",
-    doc = "CloudJob mirrors an asynchronous job of a Huawei Cloud or Open Telekom Cloud service's jobs API (ECS, EVS, IMS, BMS, SDRS, DeH, EIP: GET /v1/{project_id}/jobs/{job_id}; IMS also GET /v1/cloudimages/job/{job_id}; RDS, DDS, GaussDB, openGauss, GeminiDB: GET /v3/{project_id}/jobs?id={job_id}) into Kubernetes.",
+    doc = "CloudJob mirrors an asynchronous job of a Huawei Cloud or Open Telekom Cloud service's jobs API (ECS, EVS, IMS, BMS, SDRS, DeH, EIP: GET /v1/{project_id}/jobs/{job_id}; IMS also GET /v1/cloudimages/job/{job_id}; RDS, DDS, GaussDB, openGauss, GeminiDB: GET /v3/{project_id}/jobs?id={job_id}; DCS, CCE, ELB, SFS Turbo on their own paths) into Kubernetes.",
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(
         name = "Progress",
@@ -210,6 +210,14 @@ pub enum Service {
     Opengauss,
     /// GeminiDB (GaussDB NoSQL).
     Geminidb,
+    /// Distributed Cache Service.
+    Dcs,
+    /// Cloud Container Engine.
+    Cce,
+    /// Elastic Load Balance (v3).
+    Elb,
+    /// SFS Turbo (Scalable File Service Turbo).
+    Sfsturbo,
 }
 
 /// Which of IMS's two job paths to read.

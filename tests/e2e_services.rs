@@ -21,291 +21,57 @@ type Row = (
     Option<(i32, i32, i32)>,
 );
 
+#[rustfmt::skip]
 const ROWS: &[Row] = &[
-    (
-        "ims-success",
-        "ims",
-        Phase::Succeeded,
-        Some("7a3b3d4e-5f60-4a1b-9c2d-3e4f5a6b7c01"),
-        Some(100),
-        "Succeeded",
-        None,
-    ),
-    (
-        "ims-fail",
-        "ims",
-        Phase::Failed,
-        None,
-        Some(35),
-        "JobFailed",
-        None,
-    ),
-    (
-        "ims-running",
-        "ims",
-        Phase::Running,
-        None,
-        Some(60),
-        "Progressing",
-        None,
-    ),
-    (
-        "bms-success",
-        "bms",
-        Phase::Succeeded,
-        Some("b1a5c0de-0001-4a1b-9c2d-000000000001"),
-        Some(100),
-        "Succeeded",
-        Some((2, 2, 0)),
-    ),
-    (
-        "bms-fail",
-        "bms",
-        Phase::Failed,
-        Some("b1a5c0de-0001-4a1b-9c2d-000000000003"),
-        None,
-        "JobFailed",
-        None,
-    ),
-    (
-        "bms-subjobs",
-        "bms",
-        Phase::Running,
-        Some("b1a5c0de-0001-4a1b-9c2d-000000000004"),
-        Some(50),
-        "Progressing",
-        Some((2, 1, 0)),
-    ),
-    (
-        "sdrs-success",
-        "sdrs",
-        Phase::Succeeded,
-        Some("5d0e1f2a-0002-4b3c-8d4e-000000000001"),
-        Some(100),
-        "Succeeded",
-        None,
-    ),
-    (
-        "sdrs-fail",
-        "sdrs",
-        Phase::Failed,
-        Some("5d0e1f2a-0002-4b3c-8d4e-0000000000aa"),
-        None,
-        "JobFailed",
-        None,
-    ),
-    (
-        "sdrs-subjobs",
-        "sdrs",
-        Phase::Running,
-        Some("5d0e1f2a-0002-4b3c-8d4e-0000000000aa"),
-        Some(50),
-        "Progressing",
-        Some((2, 1, 0)),
-    ),
-    (
-        "deh-success",
-        "deh",
-        Phase::Succeeded,
-        Some("de11c0de-0003-4c5d-9e6f-000000000001"),
-        Some(100),
-        "Succeeded",
-        None,
-    ),
-    (
-        "deh-fail",
-        "deh",
-        Phase::Failed,
-        None,
-        None,
-        "JobFailed",
-        None,
-    ),
-    (
-        "deh-subjobs",
-        "deh",
-        Phase::Running,
-        Some("de11c0de-0003-4c5d-9e6f-000000000002"),
-        Some(100),
-        "Progressing",
-        Some((2, 1, 1)),
-    ),
-    (
-        "eip-success",
-        "eip",
-        Phase::Succeeded,
-        Some("e1b0c0de-0004-4d5e-8f70-000000000001"),
-        Some(100),
-        "Succeeded",
-        Some((1, 1, 0)),
-    ),
-    (
-        "eip-fail",
-        "eip",
-        Phase::Failed,
-        None,
-        None,
-        "JobFailed",
-        None,
-    ),
-    (
-        "eip-subjobs",
-        "eip",
-        Phase::Running,
-        Some("e1b0c0de-0004-4d5e-8f70-000000000003"),
-        Some(50),
-        "Progressing",
-        Some((2, 1, 0)),
-    ),
-    (
-        "rds-success",
-        "rds",
-        Phase::Succeeded,
-        Some("rds0ffee000000000000000001in01"),
-        Some(100),
-        "Succeeded",
-        None,
-    ),
-    (
-        "rds-fail",
-        "rds",
-        Phase::Failed,
-        Some("rds0ffee000000000000000002in01"),
-        None,
-        "JobFailed",
-        None,
-    ),
-    (
-        "rds-running",
-        "rds",
-        Phase::Running,
-        Some("rds0ffee000000000000000003in01"),
-        Some(60),
-        "Progressing",
-        None,
-    ),
-    (
-        "dds-success",
-        "dds",
-        Phase::Succeeded,
-        Some("dds0ffee000000000000000001in01"),
-        Some(100),
-        "Succeeded",
-        None,
-    ),
-    (
-        "dds-fail",
-        "dds",
-        Phase::Failed,
-        Some("dds0ffee000000000000000002in01"),
-        None,
-        "JobFailed",
-        None,
-    ),
-    (
-        "dds-running",
-        "dds",
-        Phase::Running,
-        Some("dds0ffee000000000000000003in01"),
-        Some(60),
-        "Progressing",
-        None,
-    ),
-    (
-        "gaussdb-success",
-        "gaussdb",
-        Phase::Succeeded,
-        Some("gau0ffee000000000000000001in01"),
-        Some(100),
-        "Succeeded",
-        None,
-    ),
-    (
-        "gaussdb-fail",
-        "gaussdb",
-        Phase::Failed,
-        Some("gau0ffee000000000000000002in01"),
-        None,
-        "JobFailed",
-        None,
-    ),
-    (
-        "gaussdb-running",
-        "gaussdb",
-        Phase::Running,
-        Some("gau0ffee000000000000000003in01"),
-        Some(60),
-        "Progressing",
-        None,
-    ),
-    (
-        "opengauss-success",
-        "opengauss",
-        Phase::Succeeded,
-        Some("ope0ffee000000000000000001in01"),
-        Some(100),
-        "Succeeded",
-        None,
-    ),
-    (
-        "opengauss-fail",
-        "opengauss",
-        Phase::Failed,
-        Some("ope0ffee000000000000000002in01"),
-        None,
-        "JobFailed",
-        None,
-    ),
-    (
-        "opengauss-running",
-        "opengauss",
-        Phase::Running,
-        Some("ope0ffee000000000000000003in01"),
-        Some(60),
-        "Progressing",
-        None,
-    ),
-    (
-        "geminidb-success",
-        "geminidb",
-        Phase::Succeeded,
-        Some("gem0ffee0000000000000001in02"),
-        Some(100),
-        "Succeeded",
-        None,
-    ),
-    (
-        "geminidb-fail",
-        "geminidb",
-        Phase::Failed,
-        Some("gem0ffee0000000000000002in02"),
-        None,
-        "JobFailed",
-        None,
-    ),
-    (
-        "geminidb-running",
-        "geminidb",
-        Phase::Running,
-        Some("gem0ffee0000000000000003in02"),
-        Some(60),
-        "Progressing",
-        None,
-    ),
+    ("ims-success", "ims", Phase::Succeeded, Some("7a3b3d4e-5f60-4a1b-9c2d-3e4f5a6b7c01"), Some(100), "Succeeded", None),
+    ("ims-fail", "ims", Phase::Failed, None, Some(35), "JobFailed", None),
+    ("ims-running", "ims", Phase::Running, None, Some(60), "Progressing", None),
+    ("bms-success", "bms", Phase::Succeeded, Some("b1a5c0de-0001-4a1b-9c2d-000000000001"), Some(100), "Succeeded", Some((2, 2, 0))),
+    ("bms-fail", "bms", Phase::Failed, Some("b1a5c0de-0001-4a1b-9c2d-000000000003"), None, "JobFailed", None),
+    ("bms-subjobs", "bms", Phase::Running, Some("b1a5c0de-0001-4a1b-9c2d-000000000004"), Some(50), "Progressing", Some((2, 1, 0))),
+    ("sdrs-success", "sdrs", Phase::Succeeded, Some("5d0e1f2a-0002-4b3c-8d4e-000000000001"), Some(100), "Succeeded", None),
+    ("sdrs-fail", "sdrs", Phase::Failed, Some("5d0e1f2a-0002-4b3c-8d4e-0000000000aa"), None, "JobFailed", None),
+    ("sdrs-subjobs", "sdrs", Phase::Running, Some("5d0e1f2a-0002-4b3c-8d4e-0000000000aa"), Some(50), "Progressing", Some((2, 1, 0))),
+    ("deh-success", "deh", Phase::Succeeded, Some("de11c0de-0003-4c5d-9e6f-000000000001"), Some(100), "Succeeded", None),
+    ("deh-fail", "deh", Phase::Failed, None, None, "JobFailed", None),
+    ("deh-subjobs", "deh", Phase::Running, Some("de11c0de-0003-4c5d-9e6f-000000000002"), Some(100), "Progressing", Some((2, 1, 1))),
+    ("eip-success", "eip", Phase::Succeeded, Some("e1b0c0de-0004-4d5e-8f70-000000000001"), Some(100), "Succeeded", Some((1, 1, 0))),
+    ("eip-fail", "eip", Phase::Failed, None, None, "JobFailed", None),
+    ("eip-subjobs", "eip", Phase::Running, Some("e1b0c0de-0004-4d5e-8f70-000000000003"), Some(50), "Progressing", Some((2, 1, 0))),
+    ("rds-success", "rds", Phase::Succeeded, Some("rds0ffee000000000000000001in01"), Some(100), "Succeeded", None),
+    ("rds-fail", "rds", Phase::Failed, Some("rds0ffee000000000000000002in01"), None, "JobFailed", None),
+    ("rds-running", "rds", Phase::Running, Some("rds0ffee000000000000000003in01"), Some(60), "Progressing", None),
+    ("dds-success", "dds", Phase::Succeeded, Some("dds0ffee000000000000000001in01"), Some(100), "Succeeded", None),
+    ("dds-fail", "dds", Phase::Failed, Some("dds0ffee000000000000000002in01"), None, "JobFailed", None),
+    ("dds-running", "dds", Phase::Running, Some("dds0ffee000000000000000003in01"), Some(60), "Progressing", None),
+    ("gaussdb-success", "gaussdb", Phase::Succeeded, Some("gau0ffee000000000000000001in01"), Some(100), "Succeeded", None),
+    ("gaussdb-fail", "gaussdb", Phase::Failed, Some("gau0ffee000000000000000002in01"), None, "JobFailed", None),
+    ("gaussdb-running", "gaussdb", Phase::Running, Some("gau0ffee000000000000000003in01"), Some(60), "Progressing", None),
+    ("opengauss-success", "opengauss", Phase::Succeeded, Some("ope0ffee000000000000000001in01"), Some(100), "Succeeded", None),
+    ("opengauss-fail", "opengauss", Phase::Failed, Some("ope0ffee000000000000000002in01"), None, "JobFailed", None),
+    ("opengauss-running", "opengauss", Phase::Running, Some("ope0ffee000000000000000003in01"), Some(60), "Progressing", None),
+    ("geminidb-success", "geminidb", Phase::Succeeded, Some("gem0ffee0000000000000001in02"), Some(100), "Succeeded", None),
+    ("geminidb-fail", "geminidb", Phase::Failed, Some("gem0ffee0000000000000002in02"), None, "JobFailed", None),
+    ("geminidb-running", "geminidb", Phase::Running, Some("gem0ffee0000000000000003in02"), Some(60), "Progressing", None),
+    ("dcs-success", "dcs", Phase::Succeeded, None, Some(100), "Succeeded", None),
+    ("dcs-fail", "dcs", Phase::Failed, None, None, "JobFailed", None),
+    ("dcs-running", "dcs", Phase::Running, None, None, "Progressing", None),
+    ("cce-success", "cce", Phase::Succeeded, Some("cce0n0de-0006-11f0-9a1b-000000000001"), Some(100), "Succeeded", Some((2, 2, 0))),
+    ("cce-fail", "cce", Phase::Failed, Some("cce0c1a5-0006-11f0-9a1b-0255ac100002"), None, "JobFailed", Some((1, 0, 1))),
+    ("cce-subjobs", "cce", Phase::Running, Some("cce0n0de-0006-11f0-9a1b-000000000002"), Some(50), "Progressing", Some((2, 1, 0))),
+    ("elb-success", "elb", Phase::Succeeded, Some("e1b01b00-0007-4f80-9a1b-000000000001"), Some(100), "Succeeded", Some((1, 1, 0))),
+    ("elb-fail", "elb", Phase::Failed, None, None, "JobFailed", None),
+    ("elb-subjobs", "elb", Phase::Running, Some("e1b01b00-0007-4f80-9a1b-000000000002"), Some(50), "Progressing", Some((2, 1, 0))),
+    ("sfsturbo-success", "sfsturbo", Phase::Succeeded, None, Some(100), "Succeeded", Some((1, 1, 0))),
+    ("sfsturbo-fail", "sfsturbo", Phase::Failed, None, None, "JobFailed", None),
+    ("sfsturbo-running", "sfsturbo", Phase::Running, None, Some(50), "Progressing", Some((2, 1, 0))),
 ];
 
 /// The services of [`ROWS`], each also tried with an unknown job and with throttling.
+#[rustfmt::skip]
 const SERVICES: &[&str] = &[
-    "ims",
-    "bms",
-    "sdrs",
-    "deh",
-    "eip",
-    "rds",
-    "dds",
-    "gaussdb",
-    "opengauss",
-    "geminidb",
+    "ims", "bms", "sdrs", "deh", "eip", "rds", "dds", "gaussdb", "opengauss", "geminidb", "dcs", "cce", "elb",
+    "sfsturbo",
 ];
 
 fn fixture(name: &str) -> Value {
@@ -317,8 +83,12 @@ fn fixture(name: &str) -> Value {
 
 /// Where a body of each layout keeps its job id.
 fn job_id_of(body: &mut Value) -> &mut Value {
-    if body.get("job").is_some() {
+    if body.pointer("/job/job_id").is_some() {
+        &mut body["job"]["job_id"]
+    } else if body.get("job").is_some() {
         &mut body["job"]["id"]
+    } else if body.get("metadata").is_some() {
+        &mut body["metadata"]["uid"]
     } else if body.get("jobs").is_some() {
         &mut body["jobs"][0]["id"]
     } else {
@@ -402,7 +172,7 @@ async fn every_service_reads_success_failure_sub_jobs_unknown_jobs_and_throttlin
             let succeeded: Vec<_> = sub_jobs
                 .items
                 .iter()
-                .filter(|i| i.status.as_deref() == Some("SUCCESS"))
+                .filter(|i| i.status.as_deref() == Some("SUCCESS") && i.resource_id.is_some())
                 .filter_map(|i| i.job_id.clone())
                 .collect();
             assert_eq!(produced, succeeded, "{name}: produced by sub-jobs");
@@ -445,8 +215,15 @@ async fn every_service_reads_success_failure_sub_jobs_unknown_jobs_and_throttlin
             })
             .await
             .unwrap_or_else(|e| panic!("{e:#}\n{}", operator.log_tail()));
-        assert!(
-            status.outputs.and_then(|o| o.primary_id).is_some(),
+        // The same reading as the success fixture it copies.
+        let success = name.replace("-throttled", "-success");
+        let want = ROWS
+            .iter()
+            .find(|row| row.0 == success)
+            .and_then(|row| row.3);
+        assert_eq!(
+            status.outputs.and_then(|o| o.primary_id).as_deref(),
+            want,
             "{name}"
         );
     }

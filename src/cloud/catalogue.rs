@@ -71,6 +71,12 @@ pub enum Layout {
     DatabaseJob { progress: &'static str },
     /// `{"jobs": [<as DatabaseJob>], "total_count"}`: GeminiDB answers the query with a list.
     DatabaseJobList { progress: &'static str },
+    /// Flat, but `sub_jobs` beside `status` instead of in `entities`: SFS Turbo.
+    FlatTopLevelSubJobs,
+    /// A Kubernetes-style CCE Job: `metadata.uid`, `spec.type`, `spec.subJobs` (nested), `status.phase`.
+    CceJob,
+    /// `{"job": {status, job_id, job_type, error_code, error_msg, resource_id, sub_jobs}}`: ELB v3.
+    ElbJob,
 }
 
 /// A documented answer for a job id the service does not know.
@@ -164,6 +170,44 @@ const V1_STATUSES: &[(&str, JobState)] = &[
     ("CANCELLED", Cancelled),
     ("CANCELED", Cancelled),
     ("ABORTED", Cancelled),
+];
+
+/// DCS's words (`ShowJobInfoResponseStatus`): exactly the four of the ECS family.
+const DCS_STATUSES: &[(&str, JobState)] = &[
+    ("INIT", Init),
+    ("RUNNING", Running),
+    ("SUCCESS", Success),
+    ("FAIL", Fail),
+];
+
+/// CCE's job phases (`JobStatus.phase`).
+const CCE_STATUSES: &[(&str, JobState)] = &[
+    ("Initializing", Init),
+    ("Running", Running),
+    ("Success", Success),
+    ("Failed", Fail),
+];
+
+/// ELB v3's words (`MainJobStatus`). The SDK describes none of them. ROLLBACKING is still changing;
+/// COMPLETE follows ROLLBACKING in the enum and reads as "rollback complete": the job's change was undone,
+/// so it is a failure, never a success; ROLLBACK_FAIL fails too; CANCEL is a cancellation.
+const ELB_STATUSES: &[(&str, JobState)] = &[
+    ("INIT", Init),
+    ("RUNNING", Running),
+    ("ROLLBACKING", Running),
+    ("SUCCESS", Success),
+    ("FAIL", Fail),
+    ("COMPLETE", Fail),
+    ("ROLLBACK_FAIL", Fail),
+    ("CANCEL", Cancelled),
+];
+
+/// SFS Turbo's lowercase words (`ShowJobDetailResponseStatus`); `waiting` has not started.
+const SFS_TURBO_STATUSES: &[(&str, JobState)] = &[
+    ("waiting", Init),
+    ("running", Running),
+    ("success", Success),
+    ("failed", Fail),
 ];
 
 /// The database family's words (`Running`, `Completed`, `Failed`).
@@ -329,6 +373,51 @@ pub const CATALOGUE: &[ServiceApi] = &[
         },
         "Go SDK services/gaussdbfornosql/v3 (jobs?id= answered with {jobs, total_count}); host from gaussdbfornosql_region.py",
     ),
+    ServiceApi {
+        service: Service::Dcs,
+        huawei_host: "dcs",
+        otc_host: Some("dcs"),
+        path: JobPath::ProjectJobsV2,
+        // Times are epoch milliseconds as strings, which the time parser reads.
+        layout: Layout::Flat,
+        statuses: DCS_STATUSES,
+        produced: &[],
+        unknown_job: NOT_FOUND_ONLY,
+        source: "Go SDK services/dcs/v2/model/model_show_job_info_response.go (ShowJobInfo: job_id, job_type, status, begin_time/end_time in ms, fail_reason)",
+    },
+    ServiceApi {
+        service: Service::Cce,
+        huawei_host: "cce",
+        otc_host: Some("cce"),
+        path: JobPath::CceJobs,
+        layout: Layout::CceJob,
+        statuses: CCE_STATUSES,
+        produced: &[("cluster_id", "cluster"), ("node_id", "node")],
+        unknown_job: NOT_FOUND_ONLY,
+        source: "Go SDK services/cce/v3/model/model_show_job_response.go, model_job_metadata.go, model_job_spec.go (subJobs []Job), model_job_status.go (phase Initializing/Running/Failed/Success)",
+    },
+    ServiceApi {
+        service: Service::Elb,
+        huawei_host: "elb",
+        otc_host: Some("elb"),
+        path: JobPath::ElbJobs,
+        layout: Layout::ElbJob,
+        statuses: ELB_STATUSES,
+        produced: &[("resource_id", "resource")],
+        unknown_job: NOT_FOUND_ONLY,
+        source: "Go SDK services/elb/v3/model/model_show_job_response.go, model_main_job.go, model_sub_job.go (ShowJob)",
+    },
+    ServiceApi {
+        service: Service::Sfsturbo,
+        huawei_host: "sfs-turbo",
+        otc_host: Some("sfs-turbo"),
+        path: JobPath::SfsTurboJobs,
+        layout: Layout::FlatTopLevelSubJobs,
+        statuses: SFS_TURBO_STATUSES,
+        produced: &[],
+        unknown_job: NOT_FOUND_ONLY,
+        source: "Go SDK services/sfsturbo/v1/model/model_show_job_detail_response.go and model_get_sub_job_detail.go (ShowJobDetail; times '2016-01-02 15:04:05')",
+    },
 ];
 
 /// The entry of `service`.

@@ -122,6 +122,126 @@ fn not_a_job(value: &Value) -> ParseError {
     }
 }
 
+/// SFS Turbo lists `sub_jobs` beside `status`, not in `entities`: moved there, the rest kept.
+fn flat_with_top_level_sub_jobs(value: &Value) -> Value {
+    let mut flat = value.clone();
+    if let Some(sub_jobs) = value.get("sub_jobs").cloned()
+        && let Some(obj) = flat.as_object_mut()
+    {
+        let entities = obj
+            .entry("entities")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(entities) = entities.as_object_mut() {
+            entities.insert("sub_jobs".into(), sub_jobs);
+        } else {
+            *entities = serde_json::json!({ "sub_jobs": sub_jobs });
+        }
+    }
+    flat
+}
+
+/// How deep CCE sub-jobs are followed, and how many are kept: they nest (`spec.subJobs` of a sub-job),
+/// and a hostile answer must not cost more than linear time.
+const CCE_MAX_DEPTH: usize = 4;
+const CCE_MAX_SUB_JOBS: usize = 3000;
+
+/// A CCE job (a Kubernetes-style `{kind: Job, metadata{uid, creationTimestamp, updateTimestamp},
+/// spec{type, clusterUID, resourceID, resourceName, subJobs[]}, status{phase, reason}}`) in the flat
+/// layout, its nested sub-jobs flattened in document order. A node's id is the `resourceID` of the
+/// sub-job of type `CreateNodeVM`; a cluster's, the job's own `resourceID` when it creates the cluster.
+fn flat_cce_job(job: &Value) -> Value {
+    let at = |path: &[&str]| {
+        path.iter()
+            .try_fold(job, |v, key| v.get(*key))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let mut sub_jobs = Vec::new();
+    collect_cce_sub_jobs(job, 0, &mut sub_jobs);
+    let job_type = at(&["spec", "type"]);
+    let creates_cluster = job_type.as_str() == Some("CreateCluster");
+    serde_json::json!({
+        "status": at(&["status", "phase"]),
+        "job_id": at(&["metadata", "uid"]),
+        "job_type": job_type,
+        "begin_time": at(&["metadata", "creationTimestamp"]),
+        // Only a finished job's last update is its end (status keeps `end_time` for terminal jobs only).
+        "end_time": at(&["metadata", "updateTimestamp"]),
+        "fail_reason": at(&["status", "reason"]),
+        "entities": {
+            "cluster_id": if creates_cluster { at(&["spec", "resourceID"]) } else { Value::Null },
+            "sub_jobs": sub_jobs,
+        },
+    })
+}
+
+fn collect_cce_sub_jobs(job: &Value, depth: usize, out: &mut Vec<Value>) {
+    if depth >= CCE_MAX_DEPTH {
+        return;
+    }
+    let children = job
+        .get("spec")
+        .and_then(|s| s.get("subJobs"))
+        .and_then(Value::as_array);
+    for child in children.into_iter().flatten().filter(|c| c.is_object()) {
+        if out.len() >= CCE_MAX_SUB_JOBS {
+            return;
+        }
+        let field = |path: &[&str]| {
+            path.iter()
+                .try_fold(child, |v, key| v.get(*key))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let node = field(&["spec", "type"]).as_str() == Some("CreateNodeVM");
+        out.push(serde_json::json!({
+            "status": field(&["status", "phase"]),
+            "job_id": field(&["metadata", "uid"]),
+            "job_type": field(&["spec", "type"]),
+            "fail_reason": field(&["status", "reason"]),
+            "entities": {
+                "node_id": if node { field(&["spec", "resourceID"]) } else { Value::Null },
+            },
+        }));
+        collect_cce_sub_jobs(child, depth + 1, out);
+    }
+}
+
+/// An ELB v3 job (`{"job": {status, job_id, job_type, begin_time, end_time, error_code, error_msg,
+/// resource_id, sub_jobs[]}}`) in the flat layout.
+fn flat_elb_job(job: &Value) -> Value {
+    let field = |v: &Value, name: &str| v.get(name).cloned().unwrap_or(Value::Null);
+    let sub_jobs: Vec<Value> = job
+        .get("sub_jobs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|s| s.is_object())
+        .map(|sub| {
+            serde_json::json!({
+                "status": field(sub, "status"),
+                "job_id": field(sub, "job_id"),
+                "job_type": field(sub, "job_type"),
+                "begin_time": field(sub, "begin_time"),
+                "end_time": field(sub, "end_time"),
+                "error_code": field(sub, "error_code"),
+                "fail_reason": field(sub, "error_msg"),
+                "entities": {"resource_id": field(sub, "resource_id")},
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "status": field(job, "status"),
+        "job_id": field(job, "job_id"),
+        "job_type": field(job, "job_type"),
+        "begin_time": field(job, "begin_time"),
+        "end_time": field(job, "end_time"),
+        "error_code": field(job, "error_code"),
+        "fail_reason": field(job, "error_msg"),
+        "entities": {"resource_id": field(job, "resource_id"), "sub_jobs": sub_jobs},
+    })
+}
+
 /// A database job (`{id, name, status, created, ended, <progress>: "60%", instance: {id, name},
 /// fail_reason}`) in the flat layout. Only references are copied into the new value's places, each of
 /// them a field of a body already capped at 4 MiB.
@@ -173,6 +293,22 @@ impl JobObservation {
     pub fn from_value_as(api: &ServiceApi, value: &Value) -> Result<JobObservation, ParseError> {
         match api.layout {
             Layout::Flat => Self::from_flat(api, value),
+            Layout::FlatTopLevelSubJobs => {
+                if !value.is_object() {
+                    return Err(ParseError::NotAnObject);
+                }
+                Self::from_flat(api, &flat_with_top_level_sub_jobs(value))
+            }
+            Layout::CceJob => match value.get("metadata") {
+                Some(metadata) if metadata.is_object() => {
+                    Self::from_flat(api, &flat_cce_job(value))
+                }
+                _ => Err(not_a_job(value)),
+            },
+            Layout::ElbJob => match value.get("job") {
+                Some(job) if job.is_object() => Self::from_flat(api, &flat_elb_job(job)),
+                _ => Err(not_a_job(value)),
+            },
             Layout::DatabaseJob { progress } => match value.get("job") {
                 Some(job) if job.is_object() => {
                     Self::from_flat(api, &flat_database_job(job, progress))
@@ -289,10 +425,11 @@ impl JobObservation {
             // A job that failed because of a sub-job often carries no reason of its own.
             if observation.error_code.is_none()
                 && observation.fail_reason.is_none()
-                && let Some(failed) = summary
-                    .items
-                    .iter()
-                    .find(|s| s.status.as_deref() == Some("FAIL"))
+                && let Some(failed) = summary.items.iter().find(|s| {
+                    s.status
+                        .as_deref()
+                        .is_some_and(|raw| is_failure(&api.state(raw)))
+                })
             {
                 observation.error_code = failed.error_code.clone();
                 observation.fail_reason = failed.fail_reason.clone();
@@ -506,9 +643,9 @@ fn summarize_sub_jobs(api: &ServiceApi, entities: &Value, values: &[&Value]) -> 
     // Count every sub-job, but build (and copy strings of) only the ones listed.
     let (mut succeeded, mut failed) = (0i32, 0i32);
     for value in values {
-        match value.get("status").and_then(Value::as_str).map(str::trim) {
-            Some(s) if s.eq_ignore_ascii_case("SUCCESS") => succeeded = succeeded.saturating_add(1),
-            Some(s) if s.eq_ignore_ascii_case("FAIL") => failed = failed.saturating_add(1),
+        match sub_job_state(api, value) {
+            Some(JobState::Success) => succeeded = succeeded.saturating_add(1),
+            Some(state) if is_failure(&state) => failed = failed.saturating_add(1),
             _ => {}
         }
     }
@@ -594,12 +731,21 @@ fn member_targets(entities: &Value) -> Vec<TargetResource> {
         .collect()
 }
 
-/// Whether a sub-job reports SUCCESS (any case): only then is what it names something it produced.
-fn succeeded(sub_job: &Value) -> bool {
+/// A sub-job's status in its service's words (CCE sub-jobs say `Success`, SFS Turbo's `success`).
+fn sub_job_state(api: &ServiceApi, sub_job: &Value) -> Option<JobState> {
     sub_job
         .get("status")
         .and_then(Value::as_str)
-        .is_some_and(|s| s.trim().eq_ignore_ascii_case("SUCCESS"))
+        .map(|raw| api.state(raw))
+}
+
+fn is_failure(state: &JobState) -> bool {
+    matches!(state, JobState::Fail | JobState::Cancelled)
+}
+
+/// Whether a sub-job succeeded: only then is what it names something it produced.
+fn succeeded(api: &ServiceApi, sub_job: &Value) -> bool {
+    sub_job_state(api, sub_job) == Some(JobState::Success)
 }
 
 /// Every id the job and its successful sub-jobs report, in document order, each once. `results` of an
@@ -646,7 +792,7 @@ fn produced_resources(
     }
     // A failed sub-job's id (a volume that errored, say) is not something the job produced, nor is a
     // running one's yet: each sub-job's own status is in `subJobs.items`.
-    for sub_job in sub_jobs.iter().filter(|v| succeeded(v)) {
+    for sub_job in sub_jobs.iter().filter(|v| succeeded(api, v)) {
         if found.is_full() {
             break;
         }
@@ -757,6 +903,7 @@ mod tests {
         Option<&'static str>,
     );
 
+    #[rustfmt::skip]
     const SERVICE_FIXTURES: &[ServiceRow] = &[
         (
             "ims-success",
@@ -966,6 +1113,18 @@ mod tests {
             None,
             None,
         ),
+        ("dcs-success", Service::Dcs, JobState::Success, Some(100), &[], None, None),
+        ("dcs-fail", Service::Dcs, JobState::Fail, None, &[], None, Some("the standby node is not in sync")),
+        ("dcs-running", Service::Dcs, JobState::Running, None, &[], None, None),
+        ("cce-success", Service::Cce, JobState::Success, Some(100), &[("node", "cce0n0de-0006-11f0-9a1b-000000000001")], Some((2, 2, 0)), None),
+        ("cce-fail", Service::Cce, JobState::Fail, None, &[("cluster", "cce0c1a5-0006-11f0-9a1b-0255ac100002")], Some((1, 0, 1)), Some("subnet has no free IP address")),
+        ("cce-subjobs", Service::Cce, JobState::Running, Some(50), &[("node", "cce0n0de-0006-11f0-9a1b-000000000002")], Some((2, 1, 0)), None),
+        ("elb-success", Service::Elb, JobState::Success, Some(100), &[("resource", "e1b01b00-0007-4f80-9a1b-000000000001"), ("resource", "e1b01157-0007-4f80-9a1b-000000000001")], Some((1, 1, 0)), None),
+        ("elb-fail", Service::Elb, JobState::Fail, None, &[], None, Some("ELB.8907")),
+        ("elb-subjobs", Service::Elb, JobState::Running, Some(50), &[("resource", "e1b01b00-0007-4f80-9a1b-000000000002"), ("resource", "e1b01157-0007-4f80-9a1b-000000000002")], Some((2, 1, 0)), None),
+        ("sfsturbo-success", Service::Sfsturbo, JobState::Success, Some(100), &[], Some((1, 1, 0)), None),
+        ("sfsturbo-fail", Service::Sfsturbo, JobState::Fail, None, &[], None, Some("SFS.TURBO.9000")),
+        ("sfsturbo-running", Service::Sfsturbo, JobState::Running, Some(50), &[], Some((2, 1, 0)), None),
         (
             "geminidb-fail",
             Service::Geminidb,
@@ -1021,6 +1180,36 @@ mod tests {
             "+0800 offsets"
         );
         assert_eq!(rds.resources[0].name.as_deref(), Some("rds-prod-1"));
+        let dcs = fixture_of(Service::Dcs, "dcs-success");
+        assert_eq!(
+            (dcs.begin_time, dcs.end_time),
+            (
+                Some("2026-04-02T08:00:00Z".parse().expect("ts")),
+                Some("2026-04-02T08:00:41Z".parse().expect("ts"))
+            ),
+            "epoch milliseconds"
+        );
+        let sfs = fixture_of(Service::Sfsturbo, "sfsturbo-success");
+        assert_eq!(
+            sfs.end_time,
+            Some("2026-04-02T08:03:00Z".parse().expect("ts"))
+        );
+        // CCE sub-jobs nest; every level is listed, each with its own phase.
+        let cce = fixture_of(Service::Cce, "cce-success");
+        let types: Vec<_> = cce
+            .sub_jobs
+            .expect("sub-jobs")
+            .items
+            .into_iter()
+            .map(|s| (s.job_type, s.status))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                (Some("CreateNodeVM".into()), Some("SUCCESS".into())),
+                (Some("InstallNodeSoftware".into()), Some("SUCCESS".into()))
+            ]
+        );
     }
 
     fn fixture_of(service: Service, name: &str) -> JobObservation {
@@ -1059,6 +1248,41 @@ mod tests {
             "unknown words run"
         );
         assert_eq!(job.progress, Some(1), "1% is not a fraction");
+    }
+
+    #[test]
+    fn elb_rollbacks_and_cancels_are_not_successes() {
+        let elb = catalogue::api(Service::Elb);
+        for (word, state) in [
+            ("ROLLBACKING", JobState::Running),
+            ("COMPLETE", JobState::Fail),
+            ("ROLLBACK_FAIL", JobState::Fail),
+            ("CANCEL", JobState::Cancelled),
+        ] {
+            let job = JobObservation::from_value_as(
+                elb,
+                &json!({"job": {"status": word, "job_id": "j", "sub_jobs": "not a list"}}),
+            )
+            .expect("job");
+            assert_eq!(job.state, state, "{word}");
+        }
+        let sfs = catalogue::api(Service::Sfsturbo);
+        let waiting =
+            JobObservation::from_value_as(sfs, &json!({"status": "waiting", "job_id": "j"}))
+                .expect("job");
+        assert_eq!(waiting.state, JobState::Init);
+    }
+
+    #[test]
+    fn cce_sub_jobs_nested_without_end_are_bounded() {
+        // A chain nested 100 deep is read 4 levels deep, in linear time.
+        let mut job = json!({"metadata": {"uid": "leaf"}, "spec": {"type": "CreateNodeVM"}, "status": {"phase": "Running"}});
+        for i in 0..100 {
+            job = json!({"metadata": {"uid": format!("j{i}")}, "spec": {"type": "T", "subJobs": [job]}, "status": {"phase": "Running"}});
+        }
+        let parsed =
+            JobObservation::from_value_as(catalogue::api(Service::Cce), &job).expect("job");
+        assert_eq!(parsed.sub_jobs.expect("sub-jobs").total, 4);
     }
 
     #[test]

@@ -126,8 +126,8 @@ pub struct CreatedJob {
     pub job_id: String,
     pub service: Service,
     pub project_id: String,
-    /// `/{service}/v1/{project_id}/jobs/{job_id}`, or `/{service}/v3/{project_id}/jobs?id={job_id}` for the
-    /// database family.
+    /// `/{service}` and the service's job path, e.g. `/ims/v1/{project_id}/jobs/{job_id}`,
+    /// `/rds/v3/{project_id}/jobs?id={job_id}`.
     pub path: String,
 }
 
@@ -183,14 +183,8 @@ impl SimState {
     }
 
     fn insert(&self, job: Job) -> Result<CreatedJob, SimError> {
-        let path = match model::services::row_of(job.service).family {
-            model::services::Family::ProjectJobsV1 => {
-                format!("/{}/v1/{}/jobs/{}", job.service, job.project_id, job.id)
-            }
-            model::services::Family::DatabaseQuery => {
-                format!("/{}/v3/{}/jobs?id={}", job.service, job.project_id, job.id)
-            }
-        };
+        let family = model::services::row_of(job.service).family;
+        let path = format!("/{}{}", job.service, family.path(&job.project_id, &job.id));
         let created = CreatedJob {
             path,
             job_id: job.id.clone(),

@@ -17,6 +17,28 @@ pub(crate) enum Family {
     ProjectJobsV1,
     /// `/v3/{project_id}/jobs?id={job_id}` (RDS, DDS, GaussDB, openGauss, GeminiDB).
     DatabaseQuery,
+    /// `/v2/{project_id}/jobs/{job_id}` (DCS).
+    ProjectJobsV2,
+    /// `/api/v3/projects/{project_id}/jobs/{job_id}` (CCE).
+    CceJobs,
+    /// `/v3/{project_id}/elb/jobs/{job_id}` (ELB v3).
+    ElbJobs,
+    /// `/v1/{project_id}/sfs-turbo/jobs/{job_id}` (SFS Turbo).
+    SfsTurboJobs,
+}
+
+impl Family {
+    /// The path of a job of this family, behind the simulator's `/{service}` prefix.
+    pub(crate) fn path(self, project_id: &str, job_id: &str) -> String {
+        match self {
+            Family::ProjectJobsV1 => format!("/v1/{project_id}/jobs/{job_id}"),
+            Family::DatabaseQuery => format!("/v3/{project_id}/jobs?id={job_id}"),
+            Family::ProjectJobsV2 => format!("/v2/{project_id}/jobs/{job_id}"),
+            Family::CceJobs => format!("/api/v3/projects/{project_id}/jobs/{job_id}"),
+            Family::ElbJobs => format!("/v3/{project_id}/elb/jobs/{job_id}"),
+            Family::SfsTurboJobs => format!("/v1/{project_id}/sfs-turbo/jobs/{job_id}"),
+        }
+    }
 }
 
 /// Where a body names its job.
@@ -28,6 +50,10 @@ pub(crate) enum Layout {
     DatabaseJob,
     /// `{"jobs": [{"id", "status", ...}], "total_count"}`.
     DatabaseJobList,
+    /// `{"kind": "Job", "metadata": {"uid"}, "status": {"phase"}}` (CCE).
+    CceJob,
+    /// `{"job": {"job_id", "status", ...}}` (ELB v3).
+    ElbJob,
 }
 
 /// How the service answers a job id it does not know.
@@ -51,8 +77,8 @@ pub(crate) struct ServiceRow {
     pub unknown_job: UnknownJob,
 }
 
-use Family::{DatabaseQuery, ProjectJobsV1};
-use Layout::{DatabaseJob, DatabaseJobList, Flat};
+use Family::{CceJobs, DatabaseQuery, ElbJobs, ProjectJobsV1, ProjectJobsV2, SfsTurboJobs};
+use Layout::{CceJob, DatabaseJob, DatabaseJobList, ElbJob, Flat};
 use UnknownJob::{EmptyList, FlatError, ServiceError};
 
 /// Unknown-job answers: ECS's 400 `Common.0011` is documented (OTC) and BMS shares ECS's error
@@ -144,6 +170,35 @@ const ROWS: &[ServiceRow] = &[
         DatabaseJobList,
         EmptyList,
     ),
+    row(
+        Service::Dcs,
+        ProjectJobsV2,
+        &["dcs"],
+        Flat,
+        svc(404, "DCS.0404"),
+    ),
+    // CCE's own error body is flat (`error_code`/`error_msg`); CCE.01404001 is its not-found code family.
+    row(
+        Service::Cce,
+        CceJobs,
+        &["cce"],
+        CceJob,
+        flat(404, "CCE.01404001"),
+    ),
+    row(
+        Service::Elb,
+        ElbJobs,
+        &["elb"],
+        ElbJob,
+        flat(404, "ELB.0404"),
+    ),
+    row(
+        Service::Sfsturbo,
+        SfsTurboJobs,
+        &["sfs-turbo", "sfsturbo"],
+        Flat,
+        svc(404, "SFS.TURBO.0404"),
+    ),
 ];
 
 const fn svc(status: u16, code: &'static str) -> UnknownJob {
@@ -187,22 +242,22 @@ pub(crate) fn service_of_host_label(label: &str) -> Option<Service> {
 
 /// The job a fixture body of `layout` describes: its id and status.
 pub(crate) fn fixture_identity(layout: Layout, body: &Value) -> Option<(String, String)> {
-    let job = match layout {
-        Flat => body,
-        DatabaseJob => body.get("job")?,
-        DatabaseJobList => body.get("jobs")?.as_array()?.first()?,
+    let (job, id, status): (&Value, &[&str], &[&str]) = match layout {
+        Flat => (body, &["job_id"], &["status"]),
+        DatabaseJob => (body.get("job")?, &["id"], &["status"]),
+        DatabaseJobList => (body.get("jobs")?.as_array()?.first()?, &["id"], &["status"]),
+        CceJob => (body, &["metadata", "uid"], &["status", "phase"]),
+        ElbJob => (body.get("job")?, &["job_id"], &["status"]),
     };
-    let id_field = if layout == Flat { "job_id" } else { "id" };
-    let id = job
-        .get(id_field)
-        .and_then(Value::as_str)
+    let at = |path: &[&str]| {
+        path.iter()
+            .try_fold(job, |v, key| v.get(*key))
+            .and_then(Value::as_str)
+    };
+    let id = at(id)
         .filter(|s| !s.is_empty() && !s.contains('/'))?
         .to_owned();
-    let status = job
-        .get("status")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
+    let status = at(status).unwrap_or("").to_owned();
     Some((id, status))
 }
 

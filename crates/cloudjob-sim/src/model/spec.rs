@@ -27,6 +27,10 @@ pub enum Service {
     Gaussdb,
     Opengauss,
     Geminidb,
+    Dcs,
+    Cce,
+    Elb,
+    Sfsturbo,
 }
 
 impl Service {
@@ -34,7 +38,7 @@ impl Service {
     pub const ALL: [Service; 3] = [Service::Ims, Service::Evs, Service::Ecs];
 
     /// Every service the simulator answers for.
-    pub const EVERY: [Service; 12] = [
+    pub const EVERY: [Service; 16] = [
         Service::Ims,
         Service::Evs,
         Service::Ecs,
@@ -47,6 +51,10 @@ impl Service {
         Service::Gaussdb,
         Service::Opengauss,
         Service::Geminidb,
+        Service::Dcs,
+        Service::Cce,
+        Service::Elb,
+        Service::Sfsturbo,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +71,10 @@ impl Service {
             Service::Gaussdb => "gaussdb",
             Service::Opengauss => "opengauss",
             Service::Geminidb => "geminidb",
+            Service::Dcs => "dcs",
+            Service::Cce => "cce",
+            Service::Elb => "elb",
+            Service::Sfsturbo => "sfsturbo",
         }
     }
 }
@@ -76,7 +88,7 @@ impl fmt::Display for Service {
 /// The service name is not one the simulator serves.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown service {0:?} (expected one of ims, evs, ecs, bms, sdrs, deh, eip, rds, dds, gaussdb, opengauss, geminidb)"
+    "unknown service {0:?} (expected one of ims, evs, ecs, bms, sdrs, deh, eip, rds, dds, gaussdb, opengauss, geminidb, dcs, cce, elb, sfsturbo)"
 )]
 pub struct UnknownService(pub String);
 

@@ -297,7 +297,7 @@ impl Route {
 fn parse_route(path: &str, query: Option<&str>) -> Option<Route> {
     let all: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let (service, segs) = match all.split_first() {
-        Some((first, rest)) if !matches!(*first, "v1" | "v3") => {
+        Some((first, rest)) if !matches!(*first, "v1" | "v2" | "v3" | "api") => {
             (Some(first.parse::<Service>().ok()?), rest)
         }
         _ => (None, all.as_slice()),
@@ -305,6 +305,10 @@ fn parse_route(path: &str, query: Option<&str>) -> Option<Route> {
     let id = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     let (family, project_id, job_id, ims_only) = match segs {
         ["v1", "cloudimages", "job", j] => (Family::ProjectJobsV1, None, id(j)?, true),
+        ["v1", p, "sfs-turbo", "jobs", j] => (Family::SfsTurboJobs, Some(id(p)?), id(j)?, false),
+        ["v2", p, "jobs", j] => (Family::ProjectJobsV2, Some(id(p)?), id(j)?, false),
+        ["api", "v3", "projects", p, "jobs", j] => (Family::CceJobs, Some(id(p)?), id(j)?, false),
+        ["v3", p, "elb", "jobs", j] => (Family::ElbJobs, Some(id(p)?), id(j)?, false),
         ["v1", p, "jobs", j] => (Family::ProjectJobsV1, Some(id(p)?), id(j)?, false),
         ["v3", p, "jobs"] => {
             let job = query?
@@ -448,6 +452,15 @@ mod tests {
         assert_eq!(r.job_id, "j2");
         assert_eq!(route("/v3/p/jobs", None), None);
         assert_eq!(route("/nope/v1/p/jobs/j", None), None);
+        for (path, family) in [
+            ("/dcs/v2/p/jobs/j", Family::ProjectJobsV2),
+            ("/api/v3/projects/p/jobs/j", Family::CceJobs),
+            ("/v3/p/elb/jobs/j", Family::ElbJobs),
+            ("/sfsturbo/v1/p/sfs-turbo/jobs/j", Family::SfsTurboJobs),
+        ] {
+            let r = route(path, None).unwrap();
+            assert_eq!((r.family, r.job_id.as_str()), (family, "j"), "{path}");
+        }
         assert_eq!(route("/v1/p/jobs/", None), None);
         assert_eq!(route("/v3/p/jobs/j", None), None);
     }

@@ -243,8 +243,8 @@ fn flat_elb_job(job: &Value) -> Value {
 }
 
 /// A database job (`{id, name, status, created, ended, <progress>: "60%", instance: {id, name},
-/// fail_reason}`) in the flat layout. Only references are copied into the new value's places, each of
-/// them a field of a body already capped at 4 MiB.
+/// fail_reason}`; GeminiDB: `start_time`, `end_time`) in the flat layout. The fields copied come from a
+/// body already capped at 4 MiB, and are cut to their bounds by the flat reader.
 fn flat_database_job(job: &Value, progress: &str) -> Value {
     let field = |name: &str| job.get(name).cloned().unwrap_or(Value::Null);
     let instance = job.get("instance");
@@ -259,8 +259,9 @@ fn flat_database_job(job: &Value, progress: &str) -> Value {
         "status": field("status"),
         "job_id": field("id"),
         "job_type": field("name"),
-        "begin_time": field("created"),
-        "end_time": field("ended"),
+        // RDS, DDS, GaussDB and openGauss say `created`/`ended`; GeminiDB's list says `start_time`/`end_time`.
+        "begin_time": job.get("created").or_else(|| job.get("start_time")).cloned().unwrap_or(Value::Null),
+        "end_time": job.get("ended").or_else(|| job.get("end_time")).cloned().unwrap_or(Value::Null),
         "fail_reason": field("fail_reason"),
         "entities": {
             "process_percent": field(progress),

@@ -1,10 +1,12 @@
-//! `cloudjob-sim`: a simulator of the Huawei Cloud / Open Telekom Cloud jobs API
-//! (`GET /v1/{project_id}/jobs/{job_id}` of IMS, EVS and ECS) for tests, the demo and benchmarks.
+//! `cloudjob-sim`: a simulator of the Huawei Cloud / Open Telekom Cloud job APIs (ECS, EVS, IMS on
+//! both its paths, BMS, SDRS, DeH, EIP, the database family, DCS, CCE, ELB, SFS Turbo) for tests, the
+//! demo and benchmarks.
 //!
-//! One process serves all three services by path prefix (`/ims/v1/...`, `/evs/v1/...`,
-//! `/ecs/v1/...`), so a client's per-service endpoint is `http://127.0.0.1:PORT/ims`. The
-//! unprefixed `/v1/...` path also works: the service is then taken from the `Host` header's first
-//! label (`ims.eu-de.otc.t-systems.com`), or else from the job's own record.
+//! One process serves every service by path prefix (`/ims/v1/...`, `/rds/v3/...`, ...), so a
+//! client's per-service endpoint is `http://127.0.0.1:PORT/ims`. The unprefixed paths also work, as
+//! the official SDK clients send them: the service is then taken from the `Host` header's first
+//! label (`rds.eu-de.myhuaweicloud.com`), or else from the job's own record. The differences
+//! between services are one table, `model::services`.
 //!
 //! Requests must be AK/SK signed ([`aksk`]); a job's state is computed from its timeline and the
 //! simulated clock on each request, so idle jobs cost nothing.

@@ -32,9 +32,16 @@ pub fn base_url(spec: &CloudJobSpec, template: Option<&str>) -> Result<Url, Endp
     let region = spec.region.as_str();
     let raw = match (&spec.endpoint, template) {
         (Some(endpoint), _) => endpoint.clone(),
-        (None, Some(template)) => template
-            .replace("{service}", service)
-            .replace("{region}", region),
+        (None, Some(template)) => {
+            let api = crate::cloud::catalogue::api(spec.service);
+            // `{host}`: the service's host label (`vpc` for EIP, `gaussdb-nosql` for GeminiDB), for proxies
+            // that mirror the official host names; `{service}`: the `spec.service` value.
+            let host = api.host(spec.cloud).unwrap_or(api.huawei_host);
+            template
+                .replace("{service}", service)
+                .replace("{host}", host)
+                .replace("{region}", region)
+        }
         (None, None) => {
             let api = crate::cloud::catalogue::api(spec.service);
             let Some(host) = api.host(spec.cloud) else {
@@ -411,10 +418,13 @@ fn template_host(template: &str) -> Option<String> {
     Some(host.trim_end_matches('.').to_ascii_lowercase())
 }
 
-/// Whether `name` matches a template host, where `{service}` and `{region}` stand for any characters but
-/// `.`.
+/// Whether `name` matches a template host, where `{service}`, `{host}` and `{region}` stand for any
+/// characters but `.`.
 fn host_glob(pattern: &str, name: &str) -> bool {
-    let pattern = pattern.replace("{service}", "*").replace("{region}", "*");
+    let pattern = pattern
+        .replace("{service}", "*")
+        .replace("{host}", "*")
+        .replace("{region}", "*");
     let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
     // Classic wildcard matching with one backtracking point; `*` never crosses a dot.
     let (mut pi, mut ni) = (0, 0);
@@ -626,6 +636,24 @@ mod tests {
         )
         .expect_err("no documented OTC endpoint");
         assert!(err.reason.contains("spec.endpoint"), "{err}");
+    }
+
+    #[test]
+    fn the_template_names_the_service_or_its_host_label() {
+        let s = spec(Service::Eip, Cloud::Huaweicloud, "eu-de", None);
+        let url = |template: &str| base_url(&s, Some(template)).expect("url").to_string();
+        assert_eq!(
+            url("https://{host}.{region}.proxy.example/"),
+            "https://vpc.eu-de.proxy.example/"
+        );
+        assert_eq!(
+            url("http://127.0.0.1:8443/{service}"),
+            "http://127.0.0.1:8443/eip"
+        );
+        assert!(host_glob(
+            "{host}.{region}.proxy.example",
+            "gaussdb-nosql.eu-de.proxy.example"
+        ));
     }
 
     #[test]

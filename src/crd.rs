@@ -56,7 +56,7 @@ pub const MAX_LISTED_SUB_JOBS: usize = 50;
         name = "Resource",
         type_ = "string",
         json_path = ".status.outputs.primaryId",
-        description = "id of the produced image, volume or server"
+        description = "id of the main produced resource (image, volume, server, instance, node...)"
     ),
     printcolumn(
         name = "Age",
@@ -393,7 +393,8 @@ impl Phase {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Outputs {
-    /// The main produced id (image, volume or server), for the printer column.
+    /// The main produced id, for the printer column: the image, volume or server, else the first of
+    /// `resources` (a database instance, a CCE node, an SDRS protected instance...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_id: Option<String>,
     /// The produced image (IMS).
@@ -435,7 +436,8 @@ pub struct TargetResource {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProducedResource {
-    /// image, volume, server or nic.
+    /// image, volume, server, nic, or the service's own kind (instance, node, cluster, protectedInstance,
+    /// replicationPair, protectionGroup, nativeServer, dedicatedHost, publicip, bandwidth, resource).
     pub kind: String,
     /// The resource id.
     pub id: String,

@@ -29,6 +29,7 @@ const ROWS: &[Row] = &[
     ("bms-success", "bms", Phase::Succeeded, Some("b1a5c0de-0001-4a1b-9c2d-000000000001"), Some(100), "Succeeded", Some((2, 2, 0))),
     ("bms-fail", "bms", Phase::Failed, Some("b1a5c0de-0001-4a1b-9c2d-000000000003"), None, "JobFailed", None),
     ("bms-subjobs", "bms", Phase::Running, Some("b1a5c0de-0001-4a1b-9c2d-000000000004"), Some(50), "Progressing", Some((2, 1, 0))),
+    ("bms-pending-payment", "bms", Phase::Pending, None, None, "PendingPayment", None),
     ("sdrs-success", "sdrs", Phase::Succeeded, Some("5d0e1f2a-0002-4b3c-8d4e-000000000001"), Some(100), "Succeeded", None),
     ("sdrs-fail", "sdrs", Phase::Failed, Some("5d0e1f2a-0002-4b3c-8d4e-0000000000aa"), None, "JobFailed", None),
     ("sdrs-subjobs", "sdrs", Phase::Running, Some("5d0e1f2a-0002-4b3c-8d4e-0000000000aa"), Some(50), "Progressing", Some((2, 1, 0))),

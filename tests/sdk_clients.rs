@@ -74,7 +74,12 @@ fn clients() -> Vec<Client> {
         ),
         c(
             Service::Bms,
-            &["bms-success", "bms-fail", "bms-subjobs"],
+            &[
+                "bms-success",
+                "bms-fail",
+                "bms-subjobs",
+                "bms-pending-payment",
+            ],
             "huaweicloudsdkbms.v1",
             "BmsClient",
             "show_job_infos",

@@ -96,8 +96,10 @@ pub struct ServiceApi {
     /// First label on Open Telekom Cloud; `None` where OTC has no such endpoint documented (then only
     /// `spec.endpoint` or `--endpoint-template` can point at one).
     pub otc_host: Option<&'static str>,
-    /// The path on Huawei Cloud and on OTC by default (IMS: see [`ServiceApi::path`]).
+    /// The job path on Huawei Cloud.
     pub path: JobPath,
+    /// The job path on OTC (IMS: the older one, which OTC still documents).
+    pub otc_path: JobPath,
     pub layout: Layout,
     /// The status words the service documents and what each means; matched without regard to case. Any
     /// other word reads as still running ([`JobState::Other`]).
@@ -112,19 +114,14 @@ pub struct ServiceApi {
 }
 
 impl ServiceApi {
-    /// The job path for a CloudJob on `cloud`: IMS's newer path where the cloud offers it (Huawei Cloud),
-    /// the older one on OTC, unless the CloudJob chooses with `spec.imsJobPath`.
+    /// The job path for a CloudJob on `cloud`, unless it chooses one with `spec.imsJobPath` (which the
+    /// CRD allows on IMS only, the one service with two paths).
     pub fn path(&self, cloud: Cloud, ims_choice: Option<ImsJobPath>) -> JobPath {
-        if self.service != Service::Ims {
-            return self.path;
-        }
         match (ims_choice, cloud) {
-            (Some(ImsJobPath::CloudImages), _) | (None, Cloud::Huaweicloud) => {
-                JobPath::CloudImagesJob
-            }
-            (Some(ImsJobPath::ProjectJobs), _) | (None, Cloud::Opentelekomcloud) => {
-                JobPath::ProjectJobsV1
-            }
+            (Some(ImsJobPath::CloudImages), _) => JobPath::CloudImagesJob,
+            (Some(ImsJobPath::ProjectJobs), _) => JobPath::ProjectJobsV1,
+            (None, Cloud::Huaweicloud) => self.path,
+            (None, Cloud::Opentelekomcloud) => self.otc_path,
         }
     }
 
@@ -233,6 +230,7 @@ const fn database(
         huawei_host,
         otc_host,
         path: JobPath::DatabaseJobsQuery,
+        otc_path: JobPath::DatabaseJobsQuery,
         layout,
         statuses: DATABASE_STATUSES,
         produced: &[("instance_id", "instance")],
@@ -254,6 +252,7 @@ const fn v1(
         huawei_host: host,
         otc_host: Some(host),
         path: JobPath::ProjectJobsV1,
+        otc_path: JobPath::ProjectJobsV1,
         layout: Layout::Flat,
         statuses: V1_STATUSES,
         produced,
@@ -264,15 +263,18 @@ const fn v1(
 
 /// The catalogue: one entry per [`Service`], in the order of the CRD's enum.
 pub const CATALOGUE: &[ServiceApi] = &[
-    // Older path as ECS; the newer one is ShowJobProgress: services/ims/v2/model/model_show_job_progress_response.go
-    // and model_job_progress_entities.go (image_id, image_name, current_task, process_percent, subJobId).
-    v1(
-        Service::Ims,
-        "ims",
-        &[],
-        NOT_FOUND_ONLY,
-        "Go SDK services/ims/v2 ShowJob and ShowJobProgress (model_show_job_progress_response.go, model_job_progress_entities.go); seed pages 000-002",
-    ),
+    // The newer path (ShowJobProgress) on Huawei Cloud, which marked the older one deprecated in 2026-04;
+    // OTC documents only the older one, which answers as ECS. Same shape, plus `entities.subJobId`.
+    ServiceApi {
+        path: JobPath::CloudImagesJob,
+        ..v1(
+            Service::Ims,
+            "ims",
+            &[],
+            NOT_FOUND_ONLY,
+            "Go SDK services/ims/v2 ShowJob and ShowJobProgress (model_show_job_progress_response.go, model_job_progress_entities.go); seed pages 000-002",
+        )
+    },
     v1(
         Service::Evs,
         "evs",
@@ -378,6 +380,7 @@ pub const CATALOGUE: &[ServiceApi] = &[
         huawei_host: "dcs",
         otc_host: Some("dcs"),
         path: JobPath::ProjectJobsV2,
+        otc_path: JobPath::ProjectJobsV2,
         // Times are epoch milliseconds as strings, which the time parser reads.
         layout: Layout::Flat,
         statuses: DCS_STATUSES,
@@ -390,6 +393,7 @@ pub const CATALOGUE: &[ServiceApi] = &[
         huawei_host: "cce",
         otc_host: Some("cce"),
         path: JobPath::CceJobs,
+        otc_path: JobPath::CceJobs,
         layout: Layout::CceJob,
         statuses: CCE_STATUSES,
         produced: &[("cluster_id", "cluster"), ("node_id", "node")],
@@ -401,6 +405,7 @@ pub const CATALOGUE: &[ServiceApi] = &[
         huawei_host: "elb",
         otc_host: Some("elb"),
         path: JobPath::ElbJobs,
+        otc_path: JobPath::ElbJobs,
         layout: Layout::ElbJob,
         statuses: ELB_STATUSES,
         produced: &[("resource_id", "resource")],
@@ -412,6 +417,7 @@ pub const CATALOGUE: &[ServiceApi] = &[
         huawei_host: "sfs-turbo",
         otc_host: Some("sfs-turbo"),
         path: JobPath::SfsTurboJobs,
+        otc_path: JobPath::SfsTurboJobs,
         layout: Layout::FlatTopLevelSubJobs,
         statuses: SFS_TURBO_STATUSES,
         produced: &[],

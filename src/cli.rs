@@ -128,8 +128,9 @@ pub struct RunArgs {
     #[arg(long, env = "CLOUDJOB_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_positive_duration)]
     pub resync_interval: Duration,
 
-    /// Endpoint for CloudJobs without spec.endpoint, with {service} and {region} placeholders
-    /// (e.g. a private cloud, a proxy, or the simulator: http://127.0.0.1:8443/{service}).
+    /// Endpoint for CloudJobs without spec.endpoint, with {service} (spec.service), {host} (the service's
+    /// host label, e.g. vpc for eip) and {region} placeholders (e.g. a private cloud, a proxy, or the
+    /// simulator: http://127.0.0.1:8443/{service}).
     #[arg(long, env = "CLOUDJOB_ENDPOINT_TEMPLATE")]
     pub endpoint_template: Option<String>,
 

@@ -30,7 +30,8 @@ pub const POLL_INTERVAL_ANNOTATION: &str = "cloudjob.io/poll-interval";
 /// Most sub-jobs listed one by one in `status.subJobs.items`; `status.subJobs.total` always counts all.
 pub const MAX_LISTED_SUB_JOBS: usize = 50;
 
-/// A cloud asynchronous job (IMS, EVS, ECS) mirrored into Kubernetes.
+/// A cloud asynchronous job (IMS, EVS, ECS, BMS, SDRS, DeH, EIP, the database family...) mirrored into
+/// Kubernetes.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "cloudjob.io",
@@ -43,7 +44,7 @@ pub const MAX_LISTED_SUB_JOBS: usize = 50;
     namespaced,
     status = "CloudJobStatus",
     derive = "PartialEq",
-    doc = "CloudJob mirrors an asynchronous job of the Huawei Cloud or Open Telekom Cloud jobs API (GET /v1/{project_id}/jobs/{job_id}) into Kubernetes.",
+    doc = "CloudJob mirrors an asynchronous job of a Huawei Cloud or Open Telekom Cloud service's jobs API (ECS, EVS, IMS, BMS, SDRS, DeH, EIP: GET /v1/{project_id}/jobs/{job_id}; IMS also GET /v1/cloudimages/job/{job_id}; RDS, DDS, GaussDB, openGauss, GeminiDB: GET /v3/{project_id}/jobs?id={job_id}; DCS, CCE, ELB, SFS Turbo on their own paths) into Kubernetes.",
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(
         name = "Progress",
@@ -55,7 +56,7 @@ pub const MAX_LISTED_SUB_JOBS: usize = 50;
         name = "Resource",
         type_ = "string",
         json_path = ".status.outputs.primaryId",
-        description = "id of the produced image, volume or server"
+        description = "id of the main produced resource (image, volume, server, instance, node...)"
     ),
     printcolumn(
         name = "Age",
@@ -88,6 +89,7 @@ pub const MAX_LISTED_SUB_JOBS: usize = 50;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.imsJobPath) || self.service == 'ims'").message("spec.imsJobPath applies to IMS jobs only").field_path(".imsJobPath"))]
 #[x_kube(validation = Rule::new("has(self.endpoint) == has(oldSelf.endpoint) && (!has(self.endpoint) || self.endpoint == oldSelf.endpoint)").message("spec.endpoint is immutable: create a new CloudJob for another endpoint").field_path(".endpoint"))]
 pub struct CloudJobSpec {
     /// Cloud service that owns the job; picks the endpoint host and the error conventions. Immutable.
@@ -115,12 +117,17 @@ pub struct CloudJobSpec {
     #[schemars(length(min = 1, max = 128))]
     pub job_id: String,
 
-    /// Which cloud's endpoint templates to use when `endpoint` is not set.
+    /// Which cloud's endpoint templates to use when `endpoint` is not set; also picks IMS's job path.
     #[serde(default)]
     pub cloud: Cloud,
 
+    /// IMS only: which job path to read. Default: `CloudImages` (`/v1/cloudimages/job/{jobId}`) on Huawei
+    /// Cloud, `ProjectJobs` (`/v1/{projectId}/jobs/{jobId}`) on Open Telekom Cloud.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ims_job_path: Option<ImsJobPath>,
+
     /// Base URL of the service endpoint, overriding the template (private clouds, proxies, tests).
-    /// The jobs API path `/v1/{projectId}/jobs/{jobId}` is appended to it. Its host must be on the
+    /// The service's job path (e.g. `/v1/{projectId}/jobs/{jobId}`) is appended to it. Its host must be on the
     /// operator's allow-list (`--allowed-endpoints`). Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(
@@ -185,6 +192,42 @@ pub enum Service {
     Evs,
     /// Elastic Cloud Server.
     Ecs,
+    /// Bare Metal Server.
+    Bms,
+    /// Storage Disaster Recovery Service.
+    Sdrs,
+    /// Dedicated Host.
+    Deh,
+    /// Elastic IP (v2, yearly/monthly resources; on the `vpc` endpoint).
+    Eip,
+    /// Relational Database Service.
+    Rds,
+    /// Document Database Service.
+    Dds,
+    /// GaussDB (for MySQL) / TaurusDB.
+    Gaussdb,
+    /// GaussDB (openGauss).
+    Opengauss,
+    /// GeminiDB (GaussDB NoSQL).
+    Geminidb,
+    /// Distributed Cache Service.
+    Dcs,
+    /// Cloud Container Engine.
+    Cce,
+    /// Elastic Load Balance (v3).
+    Elb,
+    /// SFS Turbo (Scalable File Service Turbo).
+    Sfsturbo,
+}
+
+/// Which of IMS's two job paths to read.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
+pub enum ImsJobPath {
+    /// `GET /v1/cloudimages/job/{job_id}`: the newer path (Huawei Cloud's default).
+    CloudImages,
+    /// `GET /v1/{project_id}/jobs/{job_id}`: the older path (Open Telekom Cloud's default; deprecated on
+    /// Huawei Cloud since 2026-04).
+    ProjectJobs,
 }
 
 impl Service {
@@ -353,7 +396,8 @@ impl Phase {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Outputs {
-    /// The main produced id (image, volume or server), for the printer column.
+    /// The main produced id, for the printer column: the image, volume or server, else the first of
+    /// `resources` (a database instance, a CCE node, an SDRS protected instance...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_id: Option<String>,
     /// The produced image (IMS).
@@ -368,16 +412,35 @@ pub struct Outputs {
     /// The produced server (ECS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_id: Option<String>,
-    /// Every produced resource, sub-jobs' included, in the order the cloud listed them.
+    /// Every produced resource, sub-jobs' included, in the order the cloud listed them. A sub-job's
+    /// resource is listed only once that sub-job succeeded (see `status.subJobs.items` for each one's status).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<ProducedResource>,
+    /// Existing resources the job acted on without producing them, e.g. the shared image of an IMS
+    /// image-member job (imsAddImageMembersJob, imsUpdateImageMembersJob, imsDelImageMembersJob).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_resources: Vec<TargetResource>,
+}
+
+/// An existing resource a job acted on (it did not produce it).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetResource {
+    /// image, or another resource kind.
+    pub kind: String,
+    /// The resource id.
+    pub id: String,
+    /// What the job did to it, as the cloud reports it (e.g. `success` for a member added).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 /// One resource produced by the job or one of its sub-jobs.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProducedResource {
-    /// image, volume, server or nic.
+    /// image, volume, server, nic, or the service's own kind (instance, node, cluster, protectedInstance,
+    /// replicationPair, protectionGroup, nativeServer, dedicatedHost, publicip, bandwidth, resource).
     pub kind: String,
     /// The resource id.
     pub id: String,

@@ -90,8 +90,20 @@ pub fn transition_events(old: &CloudJobStatus, new: &CloudJobStatus) -> Vec<Even
             s.job_status.as_deref().unwrap_or("?")
         )
     };
+    let ready_reason = |s: &CloudJobStatus| find(s, condition::READY).and_then(reason_of);
+    let awaits_payment = ready_reason(new) == Some(Reason::PendingPayment);
+    if awaits_payment && ready_reason(old) != Some(Reason::PendingPayment) {
+        // Someone has to act (pay or cancel the order): say so once, with what to do.
+        events.push(normal(
+            EventReason::Condition(Reason::PendingPayment),
+            find(new, condition::READY)
+                .map(|c| c.message.clone())
+                .unwrap_or_default(),
+        ));
+    }
     if old.phase != new.phase {
         match new.phase {
+            Some(Phase::Pending) if awaits_payment => {}
             Some(Phase::Pending) if new.job_status.is_some() => events.push(normal(
                 EventReason::Pending,
                 format!("{} has not started yet", job(new)),

@@ -820,6 +820,53 @@ mod tests {
     }
 
     #[test]
+    fn an_unpaid_order_reads_as_pending_payment_polls_slowly_and_never_fails_by_itself() {
+        let cj = cloudjob("a");
+        let unpaid =
+            || job(json!({"status": "PENDING_PAYMENT", "job_id": "j", "job_type": "createServer"}));
+        let p = plan(&cj, &unpaid(), at(1), &RULES, 1.0);
+        assert_eq!(p.status.phase, Some(Phase::Pending));
+        assert_eq!(ready_reason(&p.status), Some("PendingPayment"));
+        assert_eq!(
+            condition_of(&p.status, condition::RECONCILING),
+            Some(("True", "PendingPayment"))
+        );
+        assert_eq!(condition_of(&p.status, condition::STALLED), None);
+        let ready = status::find(&p.status, condition::READY).expect("Ready");
+        for advice in ["pay the order", "cancel the order", "14 days"] {
+            assert!(ready.message.contains(advice), "{}", ready.message);
+        }
+        assert_eq!(p.next, Next::Poll(poll::PENDING_PAYMENT_INTERVAL));
+        assert_eq!(reasons(&p), ["PendingPayment"]);
+        // Days later it is still only pending, and nothing a user sees changed: no write, no event.
+        let cj = with_status(cj, p.status.clone());
+        let later = plan(&cj, &unpaid(), at(3 * 86_400), &RULES, 1.0);
+        assert_eq!(later.status, p.status);
+        assert!(later.events.is_empty());
+        assert_eq!(later.next, Next::Poll(poll::PENDING_PAYMENT_INTERVAL));
+        // Paid: it runs, and is polled at the usual pace again.
+        let paid = plan(
+            &cj,
+            &job(json!({"status": "RUNNING", "job_id": "j"})),
+            at(3 * 86_400 + 1),
+            &RULES,
+            1.0,
+        );
+        assert_eq!(ready_reason(&paid.status), Some("Progressing"));
+        assert!(matches!(paid.next, Next::Poll(d) if d < poll::PENDING_PAYMENT_INTERVAL));
+        // Only the user's own deadline ends the wait.
+        let mut bounded = cloudjob("b");
+        bounded.spec.active_deadline_seconds = Some(600);
+        let p = plan(&bounded, &unpaid(), at(1), &RULES, 1.0);
+        assert_eq!(p.next, Next::Poll(poll::PENDING_PAYMENT_INTERVAL));
+        let p = plan(&bounded, &unpaid(), at(601), &RULES, 1.0);
+        assert_eq!(
+            status::find(&p.status, condition::FAILED).map(|c| c.reason.as_str()),
+            Some("DeadlineExceeded")
+        );
+    }
+
+    #[test]
     fn deadline_counts_from_creation() {
         let mut cj = cloudjob("a");
         cj.metadata.creation_timestamp = Some(Time(created()));

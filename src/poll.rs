@@ -14,6 +14,11 @@ pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(2);
 /// Default longest interval between two polls of one job.
 pub const DEFAULT_MAX_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How often a job waiting for its order to be paid (PENDING_PAYMENT) is polled: a person has to pay or
+/// cancel the order, which takes minutes to days, and a cancelled order's job never changes again. A
+/// `cloudjob.io/reconcile-requested-at` annotation still polls at once (e.g. right after paying).
+pub const PENDING_PAYMENT_INTERVAL: Duration = Duration::from_secs(300);
+
 /// Below this many expected remaining seconds, the next poll aims just past the expected finish.
 const NEAR_FINISH_SECS: f64 = 15.0;
 
@@ -67,6 +72,10 @@ pub fn next_interval(
         return fixed;
     }
     let bounds = Bounds::of(cj);
+    if awaits_payment(status) {
+        let slow = PENDING_PAYMENT_INTERVAL.max(bounds.max);
+        return slow.mul_f64(jitter.clamp(0.5, 1.5));
+    }
     let interval = match mode {
         PollMode::Fixed(interval) => return interval,
         PollMode::Adaptive => adaptive(
@@ -77,6 +86,14 @@ pub fn next_interval(
     };
     let clamped = interval.clamp(bounds.min, bounds.max);
     fold_into(clamped.mul_f64(jitter.clamp(0.5, 1.5)), bounds)
+}
+
+/// Whether the status says the job waits for an order to be paid.
+fn awaits_payment(status: &CloudJobStatus) -> bool {
+    status.conditions.iter().any(|c| {
+        c.type_ == crate::status::condition::READY
+            && c.reason == crate::reason::Reason::PendingPayment.as_str()
+    })
 }
 
 /// `value` with what lies beyond a bound reflected back inside (then clamped, for a spread wider than the

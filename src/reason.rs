@@ -15,6 +15,9 @@
 pub enum Reason {
     /// The job is pending or running normally.
     Progressing,
+    /// The job waits for a yearly/monthly order to be paid (PENDING_PAYMENT): someone must pay or cancel
+    /// the order. Polled slowly; never a failure by itself.
+    PendingPayment,
     /// The job finished with SUCCESS.
     Succeeded,
     /// The job finished with FAIL.

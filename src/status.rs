@@ -33,6 +33,10 @@ pub mod condition {
     pub const FAILED: &str = "Failed";
 }
 
+/// What status says of a job in PENDING_PAYMENT. Fixed text (no progress, no time), so that the slow
+/// polls of an unpaid order never rewrite status.
+pub const PENDING_PAYMENT_TEXT: &str = "the job waits for its yearly/monthly order to be paid (PENDING_PAYMENT): pay the order in the cloud console's Billing Center to let it run, or cancel the order; a cancelled order's job is never updated again and the cloud deletes it after 14 days, so then delete this CloudJob. Polled every few minutes until then";
+
 /// What the status is computed from, as the plan decided it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Outcome<'a> {
@@ -109,21 +113,13 @@ pub fn next_status(cj: &CloudJob, outcome: &Outcome<'_>, now: Timestamp) -> Clou
                     }
                 }
                 Phase::Pending | Phase::Running | Phase::Paused => {
-                    let message = progress_message(job);
-                    conditions.set(
-                        &mut status,
-                        condition::READY,
-                        false,
-                        Reason::Progressing,
-                        &message,
-                    );
-                    conditions.set(
-                        &mut status,
-                        condition::RECONCILING,
-                        true,
-                        Reason::Progressing,
-                        &message,
-                    );
+                    let (reason, message) = if job.state == JobState::PendingPayment {
+                        (Reason::PendingPayment, PENDING_PAYMENT_TEXT.to_string())
+                    } else {
+                        (Reason::Progressing, progress_message(job))
+                    };
+                    conditions.set(&mut status, condition::READY, false, reason, &message);
+                    conditions.set(&mut status, condition::RECONCILING, true, reason, &message);
                     remove(&mut status, condition::STALLED);
                 }
             }
@@ -263,6 +259,7 @@ fn apply_observation(status: &mut CloudJobStatus, job: &JobObservation, now: Tim
         volume_id: job.volume_id.clone(),
         server_id: job.server_id.clone(),
         resources: job.resources.clone(),
+        target_resources: job.targets.clone(),
     };
     status.outputs = (outputs != Outputs::default()).then_some(outputs);
     status.sub_jobs = job.sub_jobs.clone();

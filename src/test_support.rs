@@ -14,6 +14,7 @@ pub fn cloudjob(name: &str) -> CloudJob {
             project_id: "0123456789abcdef0123456789abcdef".into(),
             job_id: "ff8080814dbd65d7014dbe0d84db0013".into(),
             cloud: Cloud::Huaweicloud,
+            ims_job_path: None,
             endpoint: None,
             credentials_secret_ref: SecretReference {
                 name: "creds".into(),

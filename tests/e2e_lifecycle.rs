@@ -48,10 +48,11 @@ const SEEDS: &[Row] = &[
         None,
     ),
     (
+        // A member job acts on a shared image (outputs.targetResources); it produces nothing.
         "huawei-ims-imsAddImageMembersJob",
         "ims",
         Phase::Succeeded,
-        Some("30e55148-deb9-4923-adb9-91618de16ba0"),
+        None,
         Some(100),
         "2024-11-06T06:30:00.778Z",
         Some("2024-11-06T06:30:03.179Z"),
@@ -159,7 +160,7 @@ const SEEDS: &[Row] = &[
         "huawei-ims-imsUpdateImageMembersJob",
         "ims",
         Phase::Succeeded,
-        Some("6596628c-42d4-4ff1-8660-8ea5ae61f243"),
+        None,
         Some(100),
         "2024-11-06T07:24:22.925Z",
         Some("2024-11-06T07:24:23.773Z"),
@@ -326,6 +327,31 @@ async fn every_documented_example_ends_in_the_right_phase_with_ids_progress_and_
         ]
     );
     assert_eq!(batch.sub_jobs.expect("sub-jobs").total, 2);
+
+    // The member job names the shared image it acted on, apart from what jobs produce.
+    let member = env
+        .cloudjobs(&ns)
+        .get("seed-3")
+        .await
+        .expect("member job")
+        .status
+        .expect("status")
+        .outputs
+        .expect("outputs");
+    assert!(member.resources.is_empty() && member.image_id.is_none());
+    let targets: Vec<_> = member
+        .target_resources
+        .iter()
+        .map(|t| (t.kind.as_str(), t.id.as_str(), t.status.as_deref()))
+        .collect();
+    assert_eq!(
+        targets,
+        [(
+            "image",
+            "30e55148-deb9-4923-adb9-91618de16ba0",
+            Some("success")
+        )]
+    );
 
     // kubectl get shows the useful columns.
     let mut get = env.cp.kubectl();

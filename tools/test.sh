@@ -33,6 +33,9 @@ else
   echo "skipping the node preparation: needs root and apt-get; the node tests will skip themselves"
 fi
 
+step "official Python SDK clients of every service (pinned, from PyPI; installed once) for tests/sdk_clients.rs"
+tools/sdk-clients/setup.sh
+
 step "rustfmt"
 cargo fmt --all -- --check
 

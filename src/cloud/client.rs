@@ -12,6 +12,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use url::Url;
 
 use super::{
+    catalogue::{self, JobPath, ServiceApi},
     endpoint,
     model::{self, JobObservation},
 };
@@ -142,6 +143,10 @@ pub struct JobRequest<'a> {
     pub base_url: &'a Url,
     pub project_id: &'a str,
     pub job_id: &'a str,
+    /// The service's job API: how its answer reads.
+    pub api: &'static ServiceApi,
+    /// The job path below `base_url` (IMS has two).
+    pub path: JobPath,
 }
 
 /// The one HTTP client of the process.
@@ -169,13 +174,14 @@ impl CloudClient {
         Ok(CloudClient { http })
     }
 
-    /// One signed `GET /v1/{project_id}/jobs/{job_id}`.
+    /// One signed GET of the job, on the service's path.
     pub async fn get_job(
         &self,
         req: JobRequest<'_>,
         creds: &aksk::Credentials,
     ) -> Result<JobObservation, CloudError> {
-        let url = endpoint::job_url(req.base_url, req.project_id, req.job_id);
+        let url = req.path.url(req.base_url, req.project_id, req.job_id);
+        let api = req.api;
 
         let headers = signed_headers(&url, req.project_id, creds, jiff::Timestamp::now())?;
         let endpoint = endpoint::rate_limit_key(&url);
@@ -200,15 +206,17 @@ impl CloudClient {
             .map_err(|e| read_error(&endpoint, &e))?;
         let job_id = req.job_id.to_string();
         let result = if body.len() > PARSE_INLINE_MAX_BYTES {
-            tokio::task::spawn_blocking(move || classify_for(status, retry_after, &body, &job_id))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(CloudError::InvalidResponse(
-                        "the answer could not be parsed".into(),
-                    ))
-                })
+            tokio::task::spawn_blocking(move || {
+                classify_for(api, status, retry_after, &body, &job_id)
+            })
+            .await
+            .unwrap_or_else(|_| {
+                Err(CloudError::InvalidResponse(
+                    "the answer could not be parsed".into(),
+                ))
+            })
         } else {
-            classify_for(status, retry_after, &body, &job_id)
+            classify_for(api, status, retry_after, &body, &job_id)
         };
         result.map_err(|e| scrub(e, creds))
     }
@@ -409,12 +417,13 @@ async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, ReadError
 /// names this job (`job_id`), so that an endpoint that is not the jobs API cannot get its fields copied
 /// into status as if they were the job's.
 pub fn classify_for(
+    api: &ServiceApi,
     status: StatusCode,
     retry_after: Option<Duration>,
     body: &[u8],
     job_id: &str,
 ) -> Result<JobObservation, CloudError> {
-    let job = classify(status, retry_after, body)?;
+    let job = classify_as(api, status, retry_after, body)?;
     match job.job_id.as_deref() {
         Some(id) if id == job_id => Ok(job),
         Some(_) => Err(CloudError::InvalidResponse(
@@ -426,14 +435,37 @@ pub fn classify_for(
     }
 }
 
-/// Maps an HTTP answer to a job or to an error category (without checking which job it is about).
+/// Maps an HTTP answer of the ECS family to a job or to an error category (without checking which job it
+/// is about).
 pub fn classify(
     status: StatusCode,
     retry_after: Option<Duration>,
     body: &[u8],
 ) -> Result<JobObservation, CloudError> {
+    classify_as(
+        catalogue::api(crate::crd::Service::Ecs),
+        status,
+        retry_after,
+        body,
+    )
+}
+
+/// Maps an HTTP answer of `api`'s service to a job or to an error category.
+pub fn classify_as(
+    api: &ServiceApi,
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Result<JobObservation, CloudError> {
     if status.is_success() {
-        return JobObservation::parse(body).map_err(|e| CloudError::InvalidResponse(e.to_string()));
+        return JobObservation::parse_as(api, body).map_err(|e| match e {
+            model::ParseError::NoSuchJob => CloudError::NotFound {
+                status: status.as_u16(),
+                code: String::new(),
+                message: e.to_string(),
+            },
+            other => CloudError::InvalidResponse(other.to_string()),
+        });
     }
     if status.is_redirection() {
         return Err(redirect_error(status));
@@ -467,13 +499,8 @@ pub fn classify(
             })
         }
         403 => Err(CloudError::Forbidden { code, message }),
-        404 => Err(CloudError::NotFound {
-            status: status_u16,
-            code,
-            message,
-        }),
-        // OTC/Huawei ECS answer an unknown job id with 400 Common.0011.
-        400 if code == "Common.0011" => Err(CloudError::NotFound {
+        // 404, or the service's documented answer for an unknown job (ECS: 400 Common.0011).
+        _ if api.is_unknown_job(status_u16, &code) => Err(CloudError::NotFound {
             status: status_u16,
             code,
             message,
@@ -760,14 +787,15 @@ mod tests {
     #[test]
     fn a_200_is_a_job_only_when_it_names_the_job() {
         let other = br#"{"status":"RUNNING","job_type":"FIELD-OF-ANOTHER-SERVICE","entities":{"current_task":"X"}}"#;
-        let err = classify_for(StatusCode::OK, None, other, "j1").unwrap_err();
+        let ecs = catalogue::api(crate::crd::Service::Ecs);
+        let err = classify_for(ecs, StatusCode::OK, None, other, "j1").unwrap_err();
         assert_eq!(err.category(), "invalid_response");
         assert!(!err.to_string().contains("FIELD-OF"), "{err}");
         let wrong = br#"{"status":"RUNNING","job_id":"j2"}"#;
-        assert!(classify_for(StatusCode::OK, None, wrong, "j1").is_err());
+        assert!(classify_for(ecs, StatusCode::OK, None, wrong, "j1").is_err());
         let right = br#"{"status":"RUNNING","job_id":"j1","job_type":"t"}"#;
         assert_eq!(
-            classify_for(StatusCode::OK, None, right, "j1")
+            classify_for(ecs, StatusCode::OK, None, right, "j1")
                 .expect("job")
                 .job_type
                 .as_deref(),

@@ -32,10 +32,28 @@ pub fn base_url(spec: &CloudJobSpec, template: Option<&str>) -> Result<Url, Endp
     let region = spec.region.as_str();
     let raw = match (&spec.endpoint, template) {
         (Some(endpoint), _) => endpoint.clone(),
-        (None, Some(template)) => template
-            .replace("{service}", service)
-            .replace("{region}", region),
-        (None, None) => public_endpoint(spec.cloud, service, region),
+        (None, Some(template)) => {
+            let api = crate::cloud::catalogue::api(spec.service);
+            // `{host}`: the service's host label (`vpc` for EIP, `gaussdb-nosql` for GeminiDB), for proxies
+            // that mirror the official host names; `{service}`: the `spec.service` value.
+            let host = api.host(spec.cloud).unwrap_or(api.huawei_host);
+            template
+                .replace("{service}", service)
+                .replace("{host}", host)
+                .replace("{region}", region)
+        }
+        (None, None) => {
+            let api = crate::cloud::catalogue::api(spec.service);
+            let Some(host) = api.host(spec.cloud) else {
+                return Err(EndpointError {
+                    endpoint: String::new(),
+                    reason: format!(
+                        "{service} has no documented public endpoint on this cloud: set spec.endpoint"
+                    ),
+                });
+            };
+            public_endpoint(spec.cloud, host, region)
+        }
     };
     let url = Url::parse(&raw).map_err(|e| EndpointError {
         endpoint: raw.clone(),
@@ -400,10 +418,13 @@ fn template_host(template: &str) -> Option<String> {
     Some(host.trim_end_matches('.').to_ascii_lowercase())
 }
 
-/// Whether `name` matches a template host, where `{service}` and `{region}` stand for any characters but
-/// `.`.
+/// Whether `name` matches a template host, where `{service}`, `{host}` and `{region}` stand for any
+/// characters but `.`.
 fn host_glob(pattern: &str, name: &str) -> bool {
-    let pattern = pattern.replace("{service}", "*").replace("{region}", "*");
+    let pattern = pattern
+        .replace("{service}", "*")
+        .replace("{host}", "*")
+        .replace("{region}", "*");
     let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
     // Classic wildcard matching with one backtracking point; `*` never crosses a dot.
     let (mut pi, mut ni) = (0, 0);
@@ -498,17 +519,10 @@ pub fn public_endpoint(cloud: Cloud, service: &str, region: &str) -> String {
     }
 }
 
-/// `{base}/v1/{project_id}/jobs/{job_id}`, keeping any path prefix of the base URL.
+/// `{base}/v1/{project_id}/jobs/{job_id}`, keeping any path prefix of the base URL (the ECS family's path;
+/// every service's is [`crate::cloud::catalogue::JobPath::url`]).
 pub fn job_url(base: &Url, project_id: &str, job_id: &str) -> Url {
-    let mut url = base.clone();
-    url.set_query(None);
-    url.set_fragment(None);
-    if let Ok(mut segments) = url.path_segments_mut() {
-        segments
-            .pop_if_empty()
-            .extend(["v1", project_id, "jobs", job_id]);
-    }
-    url
+    crate::cloud::catalogue::JobPath::ProjectJobsV1.url(base, project_id, job_id)
 }
 
 /// A stable key for per-endpoint rate limiting: scheme, host and port.
@@ -592,6 +606,54 @@ mod tests {
             job_url(&base, "p", "j").as_str(),
             "http://127.0.0.1:9000/evs/v1/p/jobs/j"
         );
+    }
+
+    #[test]
+    fn public_endpoints_use_each_services_host_label() {
+        for (service, cloud, want) in [
+            (
+                Service::Eip,
+                Cloud::Huaweicloud,
+                "https://vpc.eu-de.myhuaweicloud.com/",
+            ),
+            (
+                Service::Opengauss,
+                Cloud::Huaweicloud,
+                "https://gaussdb-opengauss.eu-de.myhuaweicloud.com/",
+            ),
+            (
+                Service::Rds,
+                Cloud::Opentelekomcloud,
+                "https://rds.eu-de.otc.t-systems.com/",
+            ),
+        ] {
+            let url = base_url(&spec(service, cloud, "eu-de", None), None).expect("url");
+            assert_eq!(url.as_str(), want);
+        }
+        let err = base_url(
+            &spec(Service::Geminidb, Cloud::Opentelekomcloud, "eu-de", None),
+            None,
+        )
+        .expect_err("no documented OTC endpoint");
+        assert!(err.reason.contains("spec.endpoint"), "{err}");
+    }
+
+    #[test]
+    fn the_template_names_the_service_or_its_host_label() {
+        let s = spec(Service::Eip, Cloud::Huaweicloud, "eu-de", None);
+        let url = |template: &str| base_url(&s, Some(template)).expect("url").to_string();
+        assert_eq!(
+            url("https://{host}.{region}.proxy.example/"),
+            "https://vpc.eu-de.proxy.example/"
+        );
+        assert_eq!(
+            url("http://127.0.0.1:8443/{service}"),
+            "http://127.0.0.1:8443/eip"
+        );
+        assert!(host_glob(
+            "{host}.{region}.proxy.example",
+            "gaussdb-nosql.eu-de.proxy.example"
+        ));
     }
 
     #[test]

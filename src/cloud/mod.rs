@@ -1,5 +1,6 @@
 //! The cloud side: the jobs API's responses, where its endpoints are, and the signed client.
 
+pub mod catalogue;
 pub mod client;
 pub mod endpoint;
 pub mod model;

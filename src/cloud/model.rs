@@ -31,7 +31,8 @@ pub const MAX_RESOURCES: usize = 500;
 /// cloud answers (a third of etcd's 1.5 MiB object limit, leaving room for spec and metadata).
 pub const MAX_STATUS_BYTES: usize = 512 * 1024;
 
-use crate::crd::{ProducedResource, SubJobStatus, SubJobs};
+use crate::cloud::catalogue::{self, Layout, ServiceApi};
+use crate::crd::{ProducedResource, Service, SubJobStatus, SubJobs, TargetResource};
 
 /// The job's state as the cloud reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,18 +54,10 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// `raw` in the ECS family's vocabulary (the default of [`JobObservation::parse`]).
+    #[cfg(test)]
     fn parse(raw: &str) -> JobState {
-        match raw.trim().to_ascii_uppercase().as_str() {
-            "INIT" => JobState::Init,
-            "PENDING_PAYMENT" => JobState::PendingPayment,
-            "RUNNING" => JobState::Running,
-            "SUCCESS" => JobState::Success,
-            // FAIL is what the jobs API documents; FAILED and ERROR are what other Huawei APIs (and
-            // gateways in front of them) use for the same end.
-            "FAIL" | "FAILED" | "ERROR" => JobState::Fail,
-            "CANCELLED" | "CANCELED" | "ABORTED" => JobState::Cancelled,
-            _ => JobState::Other(raw.to_string()),
-        }
+        catalogue::api(Service::Ecs).state(raw)
     }
 
     /// Whether the job can no longer change.
@@ -95,8 +88,10 @@ pub struct JobObservation {
     pub image_name: Option<String>,
     pub volume_id: Option<String>,
     pub server_id: Option<String>,
-    /// Everything produced, the job's own ids first, then its sub-jobs', without duplicates.
+    /// Everything produced, the job's own ids first, then its successful sub-jobs', without duplicates.
     pub resources: Vec<ProducedResource>,
+    /// Existing resources the job acted on without producing them (the image of an image-member job).
+    pub targets: Vec<TargetResource>,
     pub sub_jobs: Option<SubJobs>,
 }
 
@@ -111,18 +106,231 @@ pub enum ParseError {
     ErrorBody(String),
     #[error("response has no job status field")]
     MissingStatus,
+    /// The service answered a query by id with an empty list (GeminiDB): it has no such job.
+    #[error("the service lists no job with this id")]
+    NoSuchJob,
+}
+
+/// Why a body of a wrapped layout (`{"job": ...}`) holds no job: an error body, or something else.
+fn not_a_job(value: &Value) -> ParseError {
+    if !value.is_object() {
+        return ParseError::NotAnObject;
+    }
+    match error_summary(value) {
+        Some(summary) => ParseError::ErrorBody(summary),
+        None => ParseError::MissingStatus,
+    }
+}
+
+/// SFS Turbo lists `sub_jobs` beside `status`, not in `entities`: moved there, the rest kept.
+fn flat_with_top_level_sub_jobs(value: &Value) -> Value {
+    let mut flat = value.clone();
+    if let Some(sub_jobs) = value.get("sub_jobs").cloned()
+        && let Some(obj) = flat.as_object_mut()
+    {
+        let entities = obj
+            .entry("entities")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(entities) = entities.as_object_mut() {
+            entities.insert("sub_jobs".into(), sub_jobs);
+        } else {
+            *entities = serde_json::json!({ "sub_jobs": sub_jobs });
+        }
+    }
+    flat
+}
+
+/// How deep CCE sub-jobs are followed, and how many are kept: they nest (`spec.subJobs` of a sub-job),
+/// and a hostile answer must not cost more than linear time.
+const CCE_MAX_DEPTH: usize = 4;
+const CCE_MAX_SUB_JOBS: usize = 3000;
+
+/// A CCE job (a Kubernetes-style `{kind: Job, metadata{uid, creationTimestamp, updateTimestamp},
+/// spec{type, clusterUID, resourceID, resourceName, subJobs[]}, status{phase, reason}}`) in the flat
+/// layout, its nested sub-jobs flattened in document order. A node's id is the `resourceID` of the
+/// sub-job of type `CreateNodeVM`; a cluster's, the job's own `resourceID` when it creates the cluster.
+fn flat_cce_job(job: &Value) -> Value {
+    let at = |path: &[&str]| {
+        path.iter()
+            .try_fold(job, |v, key| v.get(*key))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let mut sub_jobs = Vec::new();
+    collect_cce_sub_jobs(job, 0, &mut sub_jobs);
+    let job_type = at(&["spec", "type"]);
+    let creates_cluster = job_type.as_str() == Some("CreateCluster");
+    serde_json::json!({
+        "status": at(&["status", "phase"]),
+        "job_id": at(&["metadata", "uid"]),
+        "job_type": job_type,
+        "begin_time": at(&["metadata", "creationTimestamp"]),
+        // Only a finished job's last update is its end (status keeps `end_time` for terminal jobs only).
+        "end_time": at(&["metadata", "updateTimestamp"]),
+        "fail_reason": at(&["status", "reason"]),
+        "entities": {
+            "cluster_id": if creates_cluster { at(&["spec", "resourceID"]) } else { Value::Null },
+            "sub_jobs": sub_jobs,
+        },
+    })
+}
+
+fn collect_cce_sub_jobs(job: &Value, depth: usize, out: &mut Vec<Value>) {
+    if depth >= CCE_MAX_DEPTH {
+        return;
+    }
+    let children = job
+        .get("spec")
+        .and_then(|s| s.get("subJobs"))
+        .and_then(Value::as_array);
+    for child in children.into_iter().flatten().filter(|c| c.is_object()) {
+        if out.len() >= CCE_MAX_SUB_JOBS {
+            return;
+        }
+        let field = |path: &[&str]| {
+            path.iter()
+                .try_fold(child, |v, key| v.get(*key))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let node = field(&["spec", "type"]).as_str() == Some("CreateNodeVM");
+        out.push(serde_json::json!({
+            "status": field(&["status", "phase"]),
+            "job_id": field(&["metadata", "uid"]),
+            "job_type": field(&["spec", "type"]),
+            "fail_reason": field(&["status", "reason"]),
+            "entities": {
+                "node_id": if node { field(&["spec", "resourceID"]) } else { Value::Null },
+            },
+        }));
+        collect_cce_sub_jobs(child, depth + 1, out);
+    }
+}
+
+/// An ELB v3 job (`{"job": {status, job_id, job_type, begin_time, end_time, error_code, error_msg,
+/// resource_id, sub_jobs[]}}`) in the flat layout.
+fn flat_elb_job(job: &Value) -> Value {
+    let field = |v: &Value, name: &str| v.get(name).cloned().unwrap_or(Value::Null);
+    let sub_jobs: Vec<Value> = job
+        .get("sub_jobs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|s| s.is_object())
+        .map(|sub| {
+            serde_json::json!({
+                "status": field(sub, "status"),
+                "job_id": field(sub, "job_id"),
+                "job_type": field(sub, "job_type"),
+                "begin_time": field(sub, "begin_time"),
+                "end_time": field(sub, "end_time"),
+                "error_code": field(sub, "error_code"),
+                "fail_reason": field(sub, "error_msg"),
+                "entities": {"resource_id": field(sub, "resource_id")},
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "status": field(job, "status"),
+        "job_id": field(job, "job_id"),
+        "job_type": field(job, "job_type"),
+        "begin_time": field(job, "begin_time"),
+        "end_time": field(job, "end_time"),
+        "error_code": field(job, "error_code"),
+        "fail_reason": field(job, "error_msg"),
+        "entities": {"resource_id": field(job, "resource_id"), "sub_jobs": sub_jobs},
+    })
+}
+
+/// A database job (`{id, name, status, created, ended, <progress>: "60%", instance: {id, name},
+/// fail_reason}`; GeminiDB: `start_time`, `end_time`) in the flat layout. The fields copied come from a
+/// body already capped at 4 MiB, and are cut to their bounds by the flat reader.
+fn flat_database_job(job: &Value, progress: &str) -> Value {
+    let field = |name: &str| job.get(name).cloned().unwrap_or(Value::Null);
+    let instance = job.get("instance");
+    let instance_field = |name: &str| {
+        instance
+            .and_then(|i| i.get(name))
+            .or_else(|| job.get(format!("instance_{name}").as_str()))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    serde_json::json!({
+        "status": field("status"),
+        "job_id": field("id"),
+        "job_type": field("name"),
+        // RDS, DDS, GaussDB and openGauss say `created`/`ended`; GeminiDB's list says `start_time`/`end_time`.
+        "begin_time": job.get("created").or_else(|| job.get("start_time")).cloned().unwrap_or(Value::Null),
+        "end_time": job.get("ended").or_else(|| job.get("end_time")).cloned().unwrap_or(Value::Null),
+        "fail_reason": field("fail_reason"),
+        "entities": {
+            "process_percent": field(progress),
+            "instance_id": instance_field("id"),
+            "instance_name": instance_field("name"),
+        },
+    })
 }
 
 impl JobObservation {
-    /// Parses a response body. Fails only when there is no job in it at all.
+    /// Parses a response body of the ECS family's layout and words. Fails only when there is no job in it.
     pub fn parse(body: &[u8]) -> Result<JobObservation, ParseError> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| ParseError::NotJson(json_error(&e)))?;
-        Self::from_value(&value)
+        Self::parse_as(catalogue::api(Service::Ecs), body)
     }
 
-    /// Parses an already decoded response.
+    /// Parses a response body of `api`'s service.
+    pub fn parse_as(api: &ServiceApi, body: &[u8]) -> Result<JobObservation, ParseError> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| ParseError::NotJson(json_error(&e)))?;
+        Self::from_value_as(api, &value)
+    }
+
+    /// Parses an already decoded response of the ECS family's layout and words.
     pub fn from_value(value: &Value) -> Result<JobObservation, ParseError> {
+        Self::from_value_as(catalogue::api(Service::Ecs), value)
+    }
+
+    /// Parses an already decoded response of `api`'s service: its layout is first brought to the flat
+    /// one (`status`, `job_id`, ..., `entities`), so that one reader serves every service.
+    pub fn from_value_as(api: &ServiceApi, value: &Value) -> Result<JobObservation, ParseError> {
+        match api.layout {
+            Layout::Flat => Self::from_flat(api, value),
+            Layout::FlatTopLevelSubJobs => {
+                if !value.is_object() {
+                    return Err(ParseError::NotAnObject);
+                }
+                Self::from_flat(api, &flat_with_top_level_sub_jobs(value))
+            }
+            Layout::CceJob => match value.get("metadata") {
+                Some(metadata) if metadata.is_object() => {
+                    Self::from_flat(api, &flat_cce_job(value))
+                }
+                _ => Err(not_a_job(value)),
+            },
+            Layout::ElbJob => match value.get("job") {
+                Some(job) if job.is_object() => Self::from_flat(api, &flat_elb_job(job)),
+                _ => Err(not_a_job(value)),
+            },
+            Layout::DatabaseJob { progress } => match value.get("job") {
+                Some(job) if job.is_object() => {
+                    Self::from_flat(api, &flat_database_job(job, progress))
+                }
+                _ => Err(not_a_job(value)),
+            },
+            Layout::DatabaseJobList { progress } => {
+                let Some(jobs) = value.get("jobs").and_then(Value::as_array) else {
+                    return Err(not_a_job(value));
+                };
+                // The query names one job: an empty list is the service saying it has none by that id.
+                let job = jobs
+                    .iter()
+                    .find(|j| j.is_object())
+                    .ok_or(ParseError::NoSuchJob)?;
+                Self::from_flat(api, &flat_database_job(job, progress))
+            }
+        }
+    }
+
+    fn from_flat(api: &ServiceApi, value: &Value) -> Result<JobObservation, ParseError> {
         let obj = value.as_object().ok_or(ParseError::NotAnObject)?;
         let Some(raw_status) = text(value.get("status"), MAX_STATUS_LEN) else {
             return Err(match error_summary(value) {
@@ -137,10 +345,10 @@ impl JobObservation {
             .unwrap_or(&empty);
 
         let sub_job_values = sub_job_values(entities);
-        let sub_jobs = summarize_sub_jobs(entities, &sub_job_values);
+        let sub_jobs = summarize_sub_jobs(api, entities, &sub_job_values);
 
         let mut observation = JobObservation {
-            state: JobState::parse(&raw_status),
+            state: api.state(&raw_status),
             raw_status,
             job_id: text(value.get("job_id"), MAX_ID_LEN),
             job_type: text(value.get("job_type"), MAX_NAME_LEN),
@@ -170,6 +378,7 @@ impl JobObservation {
             volume_id: text(entities.get("volume_id"), MAX_ID_LEN),
             server_id: text(entities.get("server_id"), MAX_ID_LEN),
             resources: Vec::new(),
+            targets: Vec::new(),
             sub_jobs: None,
         };
         if entities.get("image_id").is_none() && entities.get("volume_id").is_some() {
@@ -177,9 +386,14 @@ impl JobObservation {
             observation.image_name = None;
         }
 
-        observation.resources = produced_resources(entities, &sub_job_values);
-        if observation.image_id.is_none() {
-            // Member jobs (imsAddImageMembersJob, ...) report the image only in `results`.
+        let member_job = observation
+            .job_type
+            .as_deref()
+            .is_some_and(is_image_member_job);
+        observation.resources = produced_resources(api, entities, &sub_job_values, member_job);
+        if member_job {
+            observation.targets = member_targets(entities);
+        } else if observation.image_id.is_none() {
             observation.image_id = observation
                 .resources
                 .iter()
@@ -201,18 +415,22 @@ impl JobObservation {
                 .map(|r| r.id.clone());
         }
 
+        // Progress from sub-jobs measures how far a job still under way has come. A finished failure is
+        // not "100 % done": it keeps the last progress it reported (status keeps the previous value).
+        let derive_progress = !matches!(observation.state, JobState::Fail | JobState::Cancelled);
         if let Some(summary) = &sub_jobs {
-            if observation.progress.is_none() && summary.total > 0 {
+            if derive_progress && observation.progress.is_none() && summary.total > 0 {
                 let done = summary.succeeded + summary.failed;
                 observation.progress = Some(((done as i64 * 100) / summary.total as i64) as i32);
             }
             // A job that failed because of a sub-job often carries no reason of its own.
             if observation.error_code.is_none()
                 && observation.fail_reason.is_none()
-                && let Some(failed) = summary
-                    .items
-                    .iter()
-                    .find(|s| s.status.as_deref() == Some("FAIL"))
+                && let Some(failed) = summary.items.iter().find(|s| {
+                    s.status
+                        .as_deref()
+                        .is_some_and(|raw| is_failure(&api.state(raw)))
+                })
             {
                 observation.error_code = failed.error_code.clone();
                 observation.fail_reason = failed.fail_reason.clone();
@@ -322,15 +540,20 @@ fn first_text(values: &[Option<&Value>], max: usize) -> Option<String> {
 
 /// `process_percent` as 0-100: the documented examples use a fraction (`0.20`), some services 0-100.
 fn percent(value: &Value) -> Option<i32> {
-    let number = match value {
-        Value::Number(n) => n.as_f64()?,
-        Value::String(s) => s.trim().trim_end_matches('%').parse::<f64>().ok()?,
+    // "60%" (the database family) is a percentage whatever its size: "1%" is not 100 %.
+    let (number, marked_percent) = match value {
+        Value::Number(n) => (n.as_f64()?, false),
+        Value::String(s) => {
+            let s = s.trim();
+            let marked = s.ends_with('%');
+            (s.trim_end_matches('%').trim().parse::<f64>().ok()?, marked)
+        }
         _ => return None,
     };
     if !number.is_finite() || number < 0.0 {
         return None;
     }
-    let pct = if number <= 1.0 {
+    let pct = if number <= 1.0 && !marked_percent {
         number * 100.0
     } else {
         number
@@ -341,11 +564,22 @@ fn percent(value: &Value) -> Option<i32> {
 /// Times as the cloud sends them: RFC 3339 (`2024-11-06T06:19:43.195Z`), the old IMS form
 /// (`04-Jun-2015 18:11:06:586`), or empty. Anything else is treated as absent, never as an error.
 pub fn parse_time(value: &Value) -> Option<Timestamp> {
+    if let Some(millis) = value.as_i64() {
+        return epoch_millis(millis);
+    }
     let raw = value.as_str()?.trim();
     if raw.is_empty() {
         return None;
     }
     if let Ok(ts) = raw.parse::<Timestamp>() {
+        return Some(ts);
+    }
+    // DCS sends epoch milliseconds as a string (`"1587349436000"`).
+    if raw.len() >= 12 && raw.len() <= 14 && raw.bytes().all(|b| b.is_ascii_digit()) {
+        return raw.parse().ok().and_then(epoch_millis);
+    }
+    // The database family: `2018-08-06T10:41:14+0800` (an offset without colon).
+    if let Ok(ts) = Timestamp::strptime("%Y-%m-%dT%H:%M:%S%z", raw) {
         return Some(ts);
     }
     // The old IMS form has milliseconds after a colon; jiff's strptime wants them after a dot.
@@ -368,6 +602,16 @@ pub fn parse_time(value: &Value) -> Option<Timestamp> {
     None
 }
 
+/// Epoch milliseconds, only in a plausible range (2000 to 2100) so that a small number is not a time.
+fn epoch_millis(millis: i64) -> Option<Timestamp> {
+    const FROM: i64 = 946_684_800_000;
+    const UNTIL: i64 = 4_102_444_800_000;
+    (FROM..UNTIL)
+        .contains(&millis)
+        .then(|| Timestamp::from_millisecond(millis).ok())
+        .flatten()
+}
+
 /// Full sub-job objects: EVS/ECS `sub_jobs`, IMS `sub_jobs_result`.
 fn sub_job_values(entities: &Value) -> Vec<&Value> {
     ["sub_jobs", "sub_jobs_result"]
@@ -378,7 +622,7 @@ fn sub_job_values(entities: &Value) -> Vec<&Value> {
         .collect()
 }
 
-fn summarize_sub_jobs(entities: &Value, values: &[&Value]) -> Option<SubJobs> {
+fn summarize_sub_jobs(api: &ServiceApi, entities: &Value, values: &[&Value]) -> Option<SubJobs> {
     let listed_ids = entities
         .get("sub_jobs_list")
         .and_then(Value::as_array)
@@ -400,9 +644,9 @@ fn summarize_sub_jobs(entities: &Value, values: &[&Value]) -> Option<SubJobs> {
     // Count every sub-job, but build (and copy strings of) only the ones listed.
     let (mut succeeded, mut failed) = (0i32, 0i32);
     for value in values {
-        match value.get("status").and_then(Value::as_str).map(str::trim) {
-            Some(s) if s.eq_ignore_ascii_case("SUCCESS") => succeeded = succeeded.saturating_add(1),
-            Some(s) if s.eq_ignore_ascii_case("FAIL") => failed = failed.saturating_add(1),
+        match sub_job_state(api, value) {
+            Some(JobState::Success) => succeeded = succeeded.saturating_add(1),
+            Some(state) if is_failure(&state) => failed = failed.saturating_add(1),
             _ => {}
         }
     }
@@ -413,18 +657,23 @@ fn summarize_sub_jobs(entities: &Value, values: &[&Value]) -> Option<SubJobs> {
         items: values
             .iter()
             .take(crate::crd::MAX_LISTED_SUB_JOBS)
-            .map(|v| sub_job_status(v))
+            .map(|v| sub_job_status(api, v))
             .collect(),
     })
 }
 
-fn sub_job_status(value: &Value) -> SubJobStatus {
+fn sub_job_status(api: &ServiceApi, value: &Value) -> SubJobStatus {
     let entities = value.get("entities");
     let resource_id = entities.and_then(|e| {
         first_text(
             &[e.get("image_id"), e.get("volume_id"), e.get("server_id")],
             MAX_ID_LEN,
         )
+        .or_else(|| {
+            api.produced
+                .iter()
+                .find_map(|(field, _)| text(e.get(*field), MAX_ID_LEN))
+        })
     });
     SubJobStatus {
         job_id: text(value.get("job_id"), MAX_ID_LEN),
@@ -449,16 +698,76 @@ fn sub_job_status(value: &Value) -> SubJobStatus {
     }
 }
 
-/// Every id the job and its sub-jobs report, in document order, each once.
-fn produced_resources(entities: &Value, sub_jobs: &[&Value]) -> Vec<ProducedResource> {
-    let mut found = Resources::default();
-    found.add_own_ids(entities, None);
-    for result in entities
+/// IMS job types that add, update or delete members of an existing (shared) image: their
+/// `entities.results` name that image, which they act on and do not produce.
+const IMAGE_MEMBER_JOB_TYPES: [&str; 3] = [
+    "imsAddImageMembersJob",
+    "imsUpdateImageMembersJob",
+    "imsDelImageMembersJob",
+];
+
+fn is_image_member_job(job_type: &str) -> bool {
+    IMAGE_MEMBER_JOB_TYPES
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(job_type))
+}
+
+/// The images an image-member job acted on (`entities.results[].image_id`), with each one's status.
+fn member_targets(entities: &Value) -> Vec<TargetResource> {
+    let mut seen = HashSet::new();
+    entities
         .get("results")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-    {
+        .filter_map(|result| {
+            let id = text(result.get("image_id"), MAX_ID_LEN)?;
+            seen.insert(id.clone()).then(|| TargetResource {
+                kind: "image".into(),
+                id,
+                status: text(result.get("status"), MAX_STATUS_LEN),
+            })
+        })
+        .take(MAX_RESOURCES)
+        .collect()
+}
+
+/// A sub-job's status in its service's words (CCE sub-jobs say `Success`, SFS Turbo's `success`).
+fn sub_job_state(api: &ServiceApi, sub_job: &Value) -> Option<JobState> {
+    sub_job
+        .get("status")
+        .and_then(Value::as_str)
+        .map(|raw| api.state(raw))
+}
+
+fn is_failure(state: &JobState) -> bool {
+    matches!(state, JobState::Fail | JobState::Cancelled)
+}
+
+/// Whether a sub-job succeeded: only then is what it names something it produced.
+fn succeeded(api: &ServiceApi, sub_job: &Value) -> bool {
+    sub_job_state(api, sub_job) == Some(JobState::Success)
+}
+
+/// Every id the job and its successful sub-jobs report, in document order, each once. `results` of an
+/// image-member job are targets, not produced images (see [`member_targets`]).
+fn produced_resources(
+    api: &ServiceApi,
+    entities: &Value,
+    sub_jobs: &[&Value],
+    member_job: bool,
+) -> Vec<ProducedResource> {
+    let mut found = Resources {
+        api_fields: api.produced,
+        ..Resources::default()
+    };
+    found.add_own_ids(entities, None);
+    let results = if member_job {
+        None
+    } else {
+        entities.get("results").and_then(Value::as_array)
+    };
+    for result in results.into_iter().flatten() {
         found.add(
             "image",
             text(result.get("image_id"), MAX_ID_LEN),
@@ -482,13 +791,9 @@ fn produced_resources(entities: &Value, sub_jobs: &[&Value]) -> Vec<ProducedReso
             None,
         );
     }
-    // A failed sub-job's id (a volume that errored, say) is not something the job produced.
-    let failed = |v: &Value| {
-        v.get("status")
-            .and_then(Value::as_str)
-            .is_some_and(|s| s.trim().eq_ignore_ascii_case("FAIL"))
-    };
-    for sub_job in sub_jobs.iter().filter(|v| !failed(v)) {
+    // A failed sub-job's id (a volume that errored, say) is not something the job produced, nor is a
+    // running one's yet: each sub-job's own status is in `subJobs.items`.
+    for sub_job in sub_jobs.iter().filter(|v| succeeded(api, v)) {
         if found.is_full() {
             break;
         }
@@ -505,6 +810,8 @@ fn produced_resources(entities: &Value, sub_jobs: &[&Value]) -> Vec<ProducedReso
 struct Resources {
     list: Vec<ProducedResource>,
     seen: HashSet<(&'static str, String)>,
+    /// The service's own id fields and their kinds ([`ServiceApi::produced`]).
+    api_fields: &'static [(&'static str, &'static str)],
 }
 
 impl Resources {
@@ -551,7 +858,23 @@ impl Resources {
             None,
             sub_job_id.clone(),
         );
-        self.add("nic", text(e.get("nic_id"), MAX_ID_LEN), None, sub_job_id);
+        self.add(
+            "nic",
+            text(e.get("nic_id"), MAX_ID_LEN),
+            None,
+            sub_job_id.clone(),
+        );
+        for (field, kind) in self.api_fields {
+            let name = (*kind == "instance")
+                .then(|| text(e.get("instance_name"), MAX_NAME_LEN))
+                .flatten();
+            self.add(
+                kind,
+                text(e.get(*field), MAX_ID_LEN),
+                name,
+                sub_job_id.clone(),
+            );
+        }
     }
 }
 
@@ -567,6 +890,224 @@ mod tests {
         );
         let body = std::fs::read(&path).expect("fixture exists");
         JobObservation::parse(&body).expect("fixture parses")
+    }
+
+    /// fixture (tests/fixtures/services), service, state, progress, produced (kind, id), sub-jobs
+    /// (total, succeeded, failed), error code or failure reason.
+    type ServiceRow = (
+        &'static str,
+        Service,
+        JobState,
+        Option<i32>,
+        &'static [(&'static str, &'static str)],
+        Option<(i32, i32, i32)>,
+        Option<&'static str>,
+    );
+
+    #[rustfmt::skip]
+    const SERVICE_FIXTURES: &[ServiceRow] = &[
+        ("ims-success", Service::Ims, JobState::Success, Some(100), &[("image", "7a3b3d4e-5f60-4a1b-9c2d-3e4f5a6b7c01")], None, None),
+        ("ims-fail", Service::Ims, JobState::Fail, Some(35), &[], None, Some("IMG.0170")),
+        ("ims-running", Service::Ims, JobState::Running, Some(60), &[], None, None),
+        ("bms-success", Service::Bms, JobState::Success, Some(100), &[("server", "b1a5c0de-0001-4a1b-9c2d-000000000001"), ("server", "b1a5c0de-0001-4a1b-9c2d-000000000002")], Some((2, 2, 0)), None),
+        ("bms-fail", Service::Bms, JobState::Fail, None, &[("server", "b1a5c0de-0001-4a1b-9c2d-000000000003")], None, Some("BMS.0085")),
+        ("bms-subjobs", Service::Bms, JobState::Running, Some(50), &[("server", "b1a5c0de-0001-4a1b-9c2d-000000000004")], Some((2, 1, 0)), None),
+        ("bms-pending-payment", Service::Bms, JobState::PendingPayment, None, &[], None, None),
+        ("sdrs-success", Service::Sdrs, JobState::Success, Some(100), &[("protectedInstance", "5d0e1f2a-0002-4b3c-8d4e-000000000001"), ("protectionGroup", "5d0e1f2a-0002-4b3c-8d4e-0000000000aa"), ("nativeServer", "5d0e1f2a-0002-4b3c-8d4e-0000000000bb")], None, None),
+        ("sdrs-fail", Service::Sdrs, JobState::Fail, None, &[("protectionGroup", "5d0e1f2a-0002-4b3c-8d4e-0000000000aa")], None, Some("SDRS.1301")),
+        ("sdrs-subjobs", Service::Sdrs, JobState::Running, Some(50), &[("protectionGroup", "5d0e1f2a-0002-4b3c-8d4e-0000000000aa"), ("replicationPair", "5d0e1f2a-0002-4b3c-8d4e-000000000002")], Some((2, 1, 0)), None),
+        ("deh-success", Service::Deh, JobState::Success, Some(100), &[("dedicatedHost", "de11c0de-0003-4c5d-9e6f-000000000001")], None, None),
+        ("deh-fail", Service::Deh, JobState::Fail, None, &[], None, Some("DEH.0008")),
+        ("deh-subjobs", Service::Deh, JobState::Running, Some(100), &[("dedicatedHost", "de11c0de-0003-4c5d-9e6f-000000000002")], Some((2, 1, 1)), None),
+        ("eip-success", Service::Eip, JobState::Success, Some(100), &[("publicip", "e1b0c0de-0004-4d5e-8f70-000000000001")], Some((1, 1, 0)), None),
+        ("eip-fail", Service::Eip, JobState::Fail, None, &[], None, Some("VPC.0507")),
+        ("eip-subjobs", Service::Eip, JobState::Running, Some(50), &[("publicip", "e1b0c0de-0004-4d5e-8f70-000000000003")], Some((2, 1, 0)), None),
+        ("rds-success", Service::Rds, JobState::Success, Some(100), &[("instance", "rds0ffee000000000000000001in01")], None, None),
+        ("rds-fail", Service::Rds, JobState::Fail, None, &[("instance", "rds0ffee000000000000000002in01")], None, Some("the instance is frozen")),
+        ("rds-running", Service::Rds, JobState::Running, Some(60), &[("instance", "rds0ffee000000000000000003in01")], None, None),
+        ("dds-running", Service::Dds, JobState::Running, Some(60), &[("instance", "dds0ffee000000000000000003in01")], None, None),
+        ("gaussdb-fail", Service::Gaussdb, JobState::Fail, None, &[("instance", "gau0ffee000000000000000002in01")], None, Some("the instance is frozen")),
+        ("opengauss-success", Service::Opengauss, JobState::Success, Some(100), &[("instance", "ope0ffee000000000000000001in01")], None, None),
+        ("geminidb-running", Service::Geminidb, JobState::Running, Some(60), &[("instance", "gem0ffee0000000000000003in02")], None, None),
+        ("dcs-success", Service::Dcs, JobState::Success, Some(100), &[], None, None),
+        ("dcs-fail", Service::Dcs, JobState::Fail, None, &[], None, Some("the standby node is not in sync")),
+        ("dcs-running", Service::Dcs, JobState::Running, None, &[], None, None),
+        ("cce-success", Service::Cce, JobState::Success, Some(100), &[("node", "cce0n0de-0006-11f0-9a1b-000000000001")], Some((2, 2, 0)), None),
+        ("cce-fail", Service::Cce, JobState::Fail, None, &[("cluster", "cce0c1a5-0006-11f0-9a1b-0255ac100002")], Some((1, 0, 1)), Some("subnet has no free IP address")),
+        ("cce-subjobs", Service::Cce, JobState::Running, Some(50), &[("node", "cce0n0de-0006-11f0-9a1b-000000000002")], Some((2, 1, 0)), None),
+        ("elb-success", Service::Elb, JobState::Success, Some(100), &[("resource", "e1b01b00-0007-4f80-9a1b-000000000001"), ("resource", "e1b01157-0007-4f80-9a1b-000000000001")], Some((1, 1, 0)), None),
+        ("elb-fail", Service::Elb, JobState::Fail, None, &[], None, Some("ELB.8907")),
+        ("elb-subjobs", Service::Elb, JobState::Running, Some(50), &[("resource", "e1b01b00-0007-4f80-9a1b-000000000002"), ("resource", "e1b01157-0007-4f80-9a1b-000000000002")], Some((2, 1, 0)), None),
+        ("sfsturbo-success", Service::Sfsturbo, JobState::Success, Some(100), &[], Some((1, 1, 0)), None),
+        ("sfsturbo-fail", Service::Sfsturbo, JobState::Fail, None, &[], None, Some("SFS.TURBO.9000")),
+        ("sfsturbo-running", Service::Sfsturbo, JobState::Running, Some(50), &[], Some((2, 1, 0)), None),
+        ("geminidb-fail", Service::Geminidb, JobState::Fail, None, &[("instance", "gem0ffee0000000000000002in02")], None, Some("the instance is frozen")),
+    ];
+
+    #[test]
+    fn every_services_fixture_reads_as_its_sdk_model_says() {
+        for (name, service, state, progress, produced, sub, failure) in SERVICE_FIXTURES {
+            let path = format!(
+                "{}/tests/fixtures/services/{name}.json",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let body = std::fs::read(&path).expect("fixture");
+            let api = catalogue::api(*service);
+            let job = JobObservation::parse_as(api, &body).expect(name);
+            assert_eq!(&job.state, state, "{name}");
+            assert_eq!(job.progress, *progress, "{name}: progress");
+            let ids: Vec<_> = job
+                .resources
+                .iter()
+                .map(|r| (r.kind.as_str(), r.id.as_str()))
+                .collect();
+            assert_eq!(ids, *produced, "{name}: produced");
+            assert_eq!(
+                job.sub_jobs
+                    .as_ref()
+                    .map(|s| (s.total, s.succeeded, s.failed)),
+                *sub,
+                "{name}: sub-jobs"
+            );
+            if let Some(failure) = failure {
+                assert!(
+                    job.error_code.as_deref() == Some(*failure)
+                        || job.fail_reason.as_deref() == Some(*failure),
+                    "{name}: {:?} {:?}",
+                    job.error_code,
+                    job.fail_reason
+                );
+            }
+            assert!(job.job_id.is_some() && job.job_type.is_some(), "{name}");
+            assert!(job.begin_time.is_some(), "{name}: begin time");
+        }
+        let rds = fixture_of(Service::Rds, "rds-success");
+        assert_eq!(
+            rds.begin_time,
+            Some("2026-04-02T08:00:00Z".parse().expect("ts")),
+            "+0800 offsets"
+        );
+        assert_eq!(rds.resources[0].name.as_deref(), Some("rds-prod-1"));
+        let dcs = fixture_of(Service::Dcs, "dcs-success");
+        assert_eq!(
+            (dcs.begin_time, dcs.end_time),
+            (
+                Some("2026-04-02T08:00:00Z".parse().expect("ts")),
+                Some("2026-04-02T08:00:41Z".parse().expect("ts"))
+            ),
+            "epoch milliseconds"
+        );
+        let sfs = fixture_of(Service::Sfsturbo, "sfsturbo-success");
+        assert_eq!(
+            sfs.end_time,
+            Some("2026-04-02T08:03:00Z".parse().expect("ts"))
+        );
+        // CCE sub-jobs nest; every level is listed, each with its own phase.
+        let cce = fixture_of(Service::Cce, "cce-success");
+        let types: Vec<_> = cce
+            .sub_jobs
+            .expect("sub-jobs")
+            .items
+            .into_iter()
+            .map(|s| (s.job_type, s.status))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                (Some("CreateNodeVM".into()), Some("SUCCESS".into())),
+                (Some("InstallNodeSoftware".into()), Some("SUCCESS".into()))
+            ]
+        );
+    }
+
+    fn fixture_of(service: Service, name: &str) -> JobObservation {
+        let path = format!(
+            "{}/tests/fixtures/services/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        JobObservation::parse_as(catalogue::api(service), &std::fs::read(path).expect("read"))
+            .expect("parses")
+    }
+
+    #[test]
+    fn database_answers_without_a_job_and_odd_values() {
+        let rds = catalogue::api(Service::Rds);
+        assert_eq!(
+            JobObservation::from_value_as(rds, &json!({"error_code": "DBS.1", "error_msg": "m"})),
+            Err(ParseError::ErrorBody("DBS.1: m".into()))
+        );
+        assert_eq!(
+            JobObservation::from_value_as(rds, &json!({"jobs": []})),
+            Err(ParseError::MissingStatus)
+        );
+        let gemini = catalogue::api(Service::Geminidb);
+        assert_eq!(
+            JobObservation::from_value_as(gemini, &json!({"jobs": [], "total_count": 0})),
+            Err(ParseError::NoSuchJob)
+        );
+        let job = JobObservation::from_value_as(
+            rds,
+            &json!({"job": {"id": "j", "status": "Queued", "process": "1%"}}),
+        )
+        .expect("job");
+        assert_eq!(
+            job.state,
+            JobState::Other("Queued".into()),
+            "unknown words run"
+        );
+        assert_eq!(job.progress, Some(1), "1% is not a fraction");
+    }
+
+    #[test]
+    fn elb_rollbacks_and_cancels_are_not_successes() {
+        let elb = catalogue::api(Service::Elb);
+        for (word, state) in [
+            ("ROLLBACKING", JobState::Running),
+            ("COMPLETE", JobState::Fail),
+            ("ROLLBACK_FAIL", JobState::Fail),
+            ("CANCEL", JobState::Cancelled),
+        ] {
+            let job = JobObservation::from_value_as(
+                elb,
+                &json!({"job": {"status": word, "job_id": "j", "sub_jobs": "not a list"}}),
+            )
+            .expect("job");
+            assert_eq!(job.state, state, "{word}");
+        }
+        let sfs = catalogue::api(Service::Sfsturbo);
+        let waiting =
+            JobObservation::from_value_as(sfs, &json!({"status": "waiting", "job_id": "j"}))
+                .expect("job");
+        assert_eq!(waiting.state, JobState::Init);
+    }
+
+    #[test]
+    fn cce_sub_jobs_nested_without_end_are_bounded() {
+        // A chain nested 100 deep is read 4 levels deep, in linear time.
+        let mut job = json!({"metadata": {"uid": "leaf"}, "spec": {"type": "CreateNodeVM"}, "status": {"phase": "Running"}});
+        for i in 0..100 {
+            job = json!({"metadata": {"uid": format!("j{i}")}, "spec": {"type": "T", "subJobs": [job]}, "status": {"phase": "Running"}});
+        }
+        let parsed =
+            JobObservation::from_value_as(catalogue::api(Service::Cce), &job).expect("job");
+        assert_eq!(parsed.sub_jobs.expect("sub-jobs").total, 4);
+    }
+
+    #[test]
+    fn times_in_epoch_milliseconds_and_numeric_offsets() {
+        assert_eq!(
+            parse_time(&json!("1587349436000")),
+            Some("2020-04-20T02:23:56Z".parse().expect("ts"))
+        );
+        assert_eq!(
+            parse_time(&json!(1587349436000_i64)),
+            Some("2020-04-20T02:23:56Z".parse().expect("ts"))
+        );
+        assert_eq!(parse_time(&json!(17)), None);
+        assert_eq!(
+            parse_time(&json!("2018-08-06T10:41:14+0800")),
+            Some("2018-08-06T02:41:14Z".parse().expect("ts"))
+        );
     }
 
     #[test]
@@ -699,15 +1240,92 @@ mod tests {
     }
 
     #[test]
-    fn member_jobs_report_image_from_results() {
-        let job = fixture("huawei-ims-imsAddImageMembersJob");
-        assert_eq!(
-            job.image_id.as_deref(),
-            Some("30e55148-deb9-4923-adb9-91618de16ba0")
-        );
+    fn member_jobs_report_the_shared_image_as_a_target_not_as_produced() {
+        for (name, image) in [
+            (
+                "huawei-ims-imsAddImageMembersJob",
+                "30e55148-deb9-4923-adb9-91618de16ba0",
+            ),
+            (
+                "huawei-ims-imsUpdateImageMembersJob",
+                "6596628c-42d4-4ff1-8660-8ea5ae61f243",
+            ),
+        ] {
+            let job = fixture(name);
+            assert_eq!(job.image_id, None, "{name}: no produced image");
+            assert!(job.resources.is_empty(), "{name}: {:?}", job.resources);
+            assert_eq!(job.primary_id(), None, "{name}");
+            assert_eq!(
+                job.targets,
+                [TargetResource {
+                    kind: "image".into(),
+                    id: image.into(),
+                    status: Some("success".into()),
+                }],
+                "{name}"
+            );
+        }
         let deleted = fixture("huawei-ims-imsDelImageMembersJob");
         assert_eq!(deleted.image_id, None);
-        assert!(deleted.resources.is_empty());
+        assert!(deleted.resources.is_empty() && deleted.targets.is_empty());
+        // Other jobs' `results` are images they made (the old OTC example).
+        let legacy = fixture("otc-ims-legacy-createImageByInstance");
+        assert!(legacy.targets.is_empty());
+    }
+
+    #[test]
+    fn a_failed_job_keeps_its_last_real_progress() {
+        let failed = JobObservation::from_value(&json!({
+            "status": "FAIL", "job_id": "j", "job_type": "batchCreateVolume",
+            "entities": {"sub_jobs": [
+                {"status": "SUCCESS", "job_id": "a", "entities": {"volume_id": "v1"}},
+                {"status": "FAIL", "job_id": "b", "entities": {"volume_id": "v2"}}
+            ]}
+        }))
+        .expect("parses");
+        assert_eq!(failed.progress, None, "not 100: it did not complete");
+        // What the cloud itself reported on the failed job is kept.
+        let reported = JobObservation::from_value(&json!({
+            "status": "FAIL", "job_id": "j", "entities": {"process_percent": 0.4}
+        }))
+        .expect("parses");
+        assert_eq!(reported.progress, Some(40));
+        // While it runs, finished sub-jobs still measure how far it has come.
+        let running = JobObservation::from_value(&json!({
+            "status": "RUNNING", "job_id": "j",
+            "entities": {"sub_jobs": [{"status": "FAIL"}, {"status": "RUNNING"}]}
+        }))
+        .expect("parses");
+        assert_eq!(running.progress, Some(50));
+    }
+
+    #[test]
+    fn only_successful_sub_jobs_produce_resources_and_each_status_is_listed() {
+        let job = JobObservation::from_value(&json!({
+            "status": "RUNNING", "job_id": "j", "job_type": "createServer",
+            "entities": {"sub_jobs_total": 3, "sub_jobs": [
+                {"status": "SUCCESS", "job_id": "a", "entities": {"server_id": "s1"}},
+                {"status": "RUNNING", "job_id": "b", "entities": {"server_id": "s2"}},
+                {"status": "INIT", "job_id": "c", "entities": {"server_id": "s3"}}
+            ]}
+        }))
+        .expect("parses");
+        let ids: Vec<_> = job.resources.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["s1"]);
+        let sub = job.sub_jobs.expect("sub-jobs");
+        let statuses: Vec<_> = sub
+            .items
+            .iter()
+            .map(|s| (s.resource_id.as_deref(), s.status.as_deref()))
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                (Some("s1"), Some("SUCCESS")),
+                (Some("s2"), Some("RUNNING")),
+                (Some("s3"), Some("INIT"))
+            ]
+        );
     }
 
     #[test]
@@ -730,7 +1348,7 @@ mod tests {
         assert_eq!(job.fail_reason.as_deref(), Some("quota exceeded"));
         let sub = job.sub_jobs.expect("sub-jobs");
         assert_eq!((sub.total, sub.succeeded, sub.failed), (2, 1, 1));
-        assert_eq!(job.progress, Some(100));
+        assert_eq!(job.progress, None, "a failure is not 100 % done");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use tracing::info;
 use super::{Context, reconcile::object_ref};
 use crate::{
     cloud::{
+        catalogue,
         client::{CloudError, JobRequest},
         endpoint,
         model::JobObservation,
@@ -80,10 +81,13 @@ async fn poll(cj: &CloudJob, ctx: &Context) -> Result<JobObservation, Stop> {
         Turn::Now(wait) => tokio::time::sleep(wait).await,
         Turn::Later(wait) => return Err(Stop::Deferred(wait)),
     }
+    let api = catalogue::api(cj.spec.service);
     let request = JobRequest {
         base_url: &base,
         project_id: &cj.spec.project_id,
         job_id: &cj.spec.job_id,
+        api,
+        path: api.path(cj.spec.cloud, cj.spec.ims_job_path),
     };
     let result = shared.cloud.get_job(request, &credentials).await;
     shared.metrics.cloud_request(

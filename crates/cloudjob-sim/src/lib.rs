@@ -1,10 +1,12 @@
-//! `cloudjob-sim`: a simulator of the Huawei Cloud / Open Telekom Cloud jobs API
-//! (`GET /v1/{project_id}/jobs/{job_id}` of IMS, EVS and ECS) for tests, the demo and benchmarks.
+//! `cloudjob-sim`: a simulator of the Huawei Cloud / Open Telekom Cloud job APIs (ECS, EVS, IMS on
+//! both its paths, BMS, SDRS, DeH, EIP, the database family, DCS, CCE, ELB, SFS Turbo) for tests, the
+//! demo and benchmarks.
 //!
-//! One process serves all three services by path prefix (`/ims/v1/...`, `/evs/v1/...`,
-//! `/ecs/v1/...`), so a client's per-service endpoint is `http://127.0.0.1:PORT/ims`. The
-//! unprefixed `/v1/...` path also works: the service is then taken from the `Host` header's first
-//! label (`ims.eu-de.otc.t-systems.com`), or else from the job's own record.
+//! One process serves every service by path prefix (`/ims/v1/...`, `/rds/v3/...`, ...), so a
+//! client's per-service endpoint is `http://127.0.0.1:PORT/ims`. The unprefixed paths also work, as
+//! the official SDK clients send them: the service is then taken from the `Host` header's first
+//! label (`rds.eu-de.myhuaweicloud.com`), or else from the job's own record. The differences
+//! between services are one table, `model::services`.
 //!
 //! Requests must be AK/SK signed ([`aksk`]); a job's state is computed from its timeline and the
 //! simulated clock on each request, so idle jobs cost nothing.
@@ -110,7 +112,9 @@ pub enum SimError {
     NotFound(String),
     #[error("fixture body is not JSON: {0}")]
     InvalidFixture(#[from] serde_json::Error),
-    #[error("fixture body has no string job_id")]
+    #[error(
+        "fixture body has no string job id (job_id, or job.id / jobs[0].id in the database layouts)"
+    )]
     FixtureWithoutJobId,
     #[error("time scale must be a finite number > 0, got {0}")]
     InvalidTimeScale(f64),
@@ -124,7 +128,8 @@ pub struct CreatedJob {
     pub job_id: String,
     pub service: Service,
     pub project_id: String,
-    /// `/{service}/v1/{project_id}/jobs/{job_id}`.
+    /// `/{service}` and the service's job path, e.g. `/ims/v1/{project_id}/jobs/{job_id}`,
+    /// `/rds/v3/{project_id}/jobs?id={job_id}`.
     pub path: String,
 }
 
@@ -180,8 +185,10 @@ impl SimState {
     }
 
     fn insert(&self, job: Job) -> Result<CreatedJob, SimError> {
+        let family = model::services::row_of(job.service).family;
+        let path = format!("/{}{}", job.service, family.path(&job.project_id, &job.id));
         let created = CreatedJob {
-            path: format!("/{}/v1/{}/jobs/{}", job.service, job.project_id, job.id),
+            path,
             job_id: job.id.clone(),
             service: job.service,
             project_id: job.project_id.clone(),
@@ -235,17 +242,9 @@ impl SimState {
             ));
         }
         let v: Value = serde_json::from_str(&raw)?;
-        let id = v
-            .get("job_id")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty() && !s.contains('/'))
-            .ok_or(SimError::FixtureWithoutJobId)?
-            .to_owned();
-        let status = v
-            .get("status")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
+        let layout = model::services::row_of(service).layout;
+        let (id, status) =
+            model::services::fixture_identity(layout, &v).ok_or(SimError::FixtureWithoutJobId)?;
         self.insert(Job {
             id,
             service,

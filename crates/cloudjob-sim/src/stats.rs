@@ -21,6 +21,9 @@ pub struct RequestRecord {
     pub job_status: Option<String>,
     /// The injected fault, if any (`throttle`, `connection_reset`...).
     pub fault: Option<String>,
+    /// The path (and query) asked, e.g. `/ims/v1/cloudimages/job/{id}`.
+    #[serde(default)]
+    pub path: String,
 }
 
 #[derive(Debug, Default)]

@@ -28,7 +28,7 @@ async fn serves_2000_signed_requests_per_second_with_10k_live_jobs() {
         let job_type = match service {
             Service::Ims => "imsCreateImageByInstance",
             Service::Evs => "batchCreateVolume",
-            Service::Ecs => "createServer",
+            _ => "createServer",
         };
         let spec = JobSpec::new(service, format!("proj{}", i % 50), job_type)
             .duration_secs(3600.0)

@@ -122,7 +122,8 @@ pub(crate) fn shape_of(service: Service, job_type: &str) -> (Shape, &'static str
         None => match service {
             Ims => (ImageId, ""),
             Evs => (Volume, ""),
-            Ecs => (Server, ""),
+            // Only IMS, EVS and ECS jobs follow timelines (`JobSpec::validate`).
+            _ => (Server, ""),
         },
     }
 }

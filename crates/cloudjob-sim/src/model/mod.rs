@@ -3,6 +3,7 @@
 
 mod catalogue;
 mod render;
+pub(crate) mod services;
 mod spec;
 
 pub use catalogue::{JobType, documented_job_types};

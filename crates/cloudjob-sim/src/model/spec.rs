@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Map;
 use serde_json::Value;
 
-/// A cloud service whose jobs API the simulator serves.
+/// A cloud service whose jobs API the simulator serves. What differs between them (path, layout, host
+/// names, the answer for an unknown job) is in one table, `model::services`.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
 )]
@@ -17,16 +18,63 @@ pub enum Service {
     Ims,
     Evs,
     Ecs,
+    Bms,
+    Sdrs,
+    Deh,
+    Eip,
+    Rds,
+    Dds,
+    Gaussdb,
+    Opengauss,
+    Geminidb,
+    Dcs,
+    Cce,
+    Elb,
+    Sfsturbo,
 }
 
 impl Service {
+    /// The services whose jobs can follow a timeline ([`JobSpec`]); the others serve fixtures only.
     pub const ALL: [Service; 3] = [Service::Ims, Service::Evs, Service::Ecs];
+
+    /// Every service the simulator answers for.
+    pub const EVERY: [Service; 16] = [
+        Service::Ims,
+        Service::Evs,
+        Service::Ecs,
+        Service::Bms,
+        Service::Sdrs,
+        Service::Deh,
+        Service::Eip,
+        Service::Rds,
+        Service::Dds,
+        Service::Gaussdb,
+        Service::Opengauss,
+        Service::Geminidb,
+        Service::Dcs,
+        Service::Cce,
+        Service::Elb,
+        Service::Sfsturbo,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Service::Ims => "ims",
             Service::Evs => "evs",
             Service::Ecs => "ecs",
+            Service::Bms => "bms",
+            Service::Sdrs => "sdrs",
+            Service::Deh => "deh",
+            Service::Eip => "eip",
+            Service::Rds => "rds",
+            Service::Dds => "dds",
+            Service::Gaussdb => "gaussdb",
+            Service::Opengauss => "opengauss",
+            Service::Geminidb => "geminidb",
+            Service::Dcs => "dcs",
+            Service::Cce => "cce",
+            Service::Elb => "elb",
+            Service::Sfsturbo => "sfsturbo",
         }
     }
 }
@@ -37,20 +85,20 @@ impl fmt::Display for Service {
     }
 }
 
-/// The service name is not one of `ims`, `evs`, `ecs`.
+/// The service name is not one the simulator serves.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown service {0:?} (expected ims, evs or ecs)")]
+#[error(
+    "unknown service {0:?} (expected one of ims, evs, ecs, bms, sdrs, deh, eip, rds, dds, gaussdb, opengauss, geminidb, dcs, cce, elb, sfsturbo)"
+)]
 pub struct UnknownService(pub String);
 
 impl FromStr for Service {
     type Err = UnknownService;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "ims" => Ok(Service::Ims),
-            "evs" => Ok(Service::Evs),
-            "ecs" => Ok(Service::Ecs),
-            _ => Err(UnknownService(s.to_owned())),
-        }
+        Service::EVERY
+            .into_iter()
+            .find(|svc| svc.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownService(s.to_owned()))
     }
 }
 
@@ -272,6 +320,12 @@ impl JobSpec {
             && s.failing > s.count
         {
             return Err("sub_jobs.failing must be <= sub_jobs.count".into());
+        }
+        if !Service::ALL.contains(&self.service) {
+            return Err(format!(
+                "{} jobs are served from fixtures only (create_fixture_job): timelines exist for ims, evs and ecs",
+                self.service
+            ));
         }
         Ok(())
     }

@@ -18,6 +18,7 @@ use crate::SimState;
 use crate::faults::FaultKind;
 use crate::job::{Job, JobBody};
 use crate::model::Service;
+use crate::model::services::{Family, UnknownJob, row_of, service_of_host_label};
 use crate::stats::RequestRecord;
 use crate::sync::lock;
 
@@ -44,7 +45,14 @@ pub(super) async fn handle(
             &rid,
         );
     };
-    let Some(route) = parse_route(parts.uri.path()).filter(|_| parts.method == Method::GET) else {
+    let route = parse_route(parts.uri.path(), parts.uri.query())
+        .filter(|_| parts.method == Method::GET)
+        // A host or prefix of one service on another family's path: that API does not exist there.
+        .filter(|r| {
+            r.service_for(&parts.headers)
+                .is_none_or(|s| row_of(s).family == r.family)
+        });
+    let Some(route) = route else {
         lock(&state.global).record("unknown", 404, None, arrived);
         return gateway_error(
             StatusCode::NOT_FOUND,
@@ -53,12 +61,16 @@ pub(super) async fn handle(
             &rid,
         );
     };
-    let exchange = Exchange::new(&state, &parts.headers, route, arrived);
+    let mut exchange = Exchange::new(&state, &parts.headers, route, arrived);
+    exchange.path = parts
+        .uri
+        .path_and_query()
+        .map_or_else(String::new, |p| p.as_str().to_owned());
     if let Err(e) = verify_signature(&state, &parts, &body, arrived) {
         return exchange.answer(unauthorized(&e, &rid), None, None);
     }
 
-    let fault = injected_fault(&state, route.job_id).await;
+    let fault = injected_fault(&state, &exchange.route.job_id).await;
     let fault_name = fault.as_ref().map(FaultKind::name);
     if let Some(FaultKind::ConnectionReset) = fault {
         exchange.record(0, None, fault_name);
@@ -84,27 +96,32 @@ pub(super) async fn handle(
 /// One request to the jobs API: what it asks for, and where its outcome is counted.
 struct Exchange<'a> {
     state: &'a SimState,
-    route: Route<'a>,
+    route: Route,
     /// The job named by the path, whether or not this request may see it.
     job: Option<Arc<Job>>,
     /// From the path, else the Host header, else the job's own record.
     service: Option<Service>,
     arrived: Timestamp,
+    /// The path and query asked, as recorded.
+    path: String,
 }
 
 impl<'a> Exchange<'a> {
-    fn new(state: &'a SimState, headers: &HeaderMap, route: Route<'a>, arrived: Timestamp) -> Self {
-        let job = state.get_job(route.job_id);
-        let service = route
-            .service
-            .or_else(|| host_service(headers))
-            .or(job.as_ref().map(|j| j.service));
+    fn new(state: &'a SimState, headers: &HeaderMap, route: Route, arrived: Timestamp) -> Self {
+        let job = state.get_job(&route.job_id);
+        // Without a prefix or a service host name (a client pointed at the bare address), a job of the
+        // path's family answers as its own service's; another family's job stays unknown.
+        let service = route.service_for(headers).or(job
+            .as_ref()
+            .map(|j| j.service)
+            .filter(|s| row_of(*s).family == route.family));
         Self {
             state,
             route,
             job,
             service,
             arrived,
+            path: String::new(),
         }
     }
 
@@ -121,6 +138,7 @@ impl<'a> Exchange<'a> {
                 status,
                 job_status,
                 fault: fault.map(str::to_owned),
+                path: self.path.clone(),
             });
         }
     }
@@ -141,11 +159,22 @@ impl<'a> Exchange<'a> {
     fn visible_job(&self, sim_now: Timestamp) -> Result<&Job, Hidden> {
         match &self.job {
             Some(job)
-                if job.is_expired(sim_now) || self.service.is_some_and(|s| s != job.service) =>
+                if job.is_expired(sim_now)
+                    || self.service != Some(job.service)
+                    || (self.route.ims_only && job.service != Service::Ims) =>
             {
                 Err(Hidden::Unknown)
             }
-            Some(job) if job.project_id != self.route.project_id => Err(Hidden::OtherProject),
+            // IMS's newer path has no project in it: the credentials' project is the gateway's business.
+            Some(job)
+                if self
+                    .route
+                    .project_id
+                    .as_ref()
+                    .is_some_and(|p| *p != job.project_id) =>
+            {
+                Err(Hidden::OtherProject)
+            }
             Some(job) => Ok(job),
             None => Err(Hidden::Unknown),
         }
@@ -154,7 +183,7 @@ impl<'a> Exchange<'a> {
     /// The service's answer for a job this request may not see.
     fn refusal(&self, hidden: Hidden) -> Response {
         match hidden {
-            Hidden::Unknown => not_found(self.service, self.route.job_id),
+            Hidden::Unknown => not_found(self.service, &self.route.job_id),
             Hidden::OtherProject => service_error(
                 StatusCode::FORBIDDEN,
                 &format!("{}.0403", self.service_name().to_ascii_uppercase()),
@@ -236,35 +265,77 @@ fn job_response(job: &Job, sim_now: Timestamp, fault: Option<&FaultKind>) -> Res
     }
 }
 
-/// `/{service}/v1/{project}/jobs/{job}` or `/v1/{project}/jobs/{job}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Route<'a> {
+/// A jobs API request: `[/{service}]/v1/{project}/jobs/{job}`, `[/{service}]/v1/cloudimages/job/{job}`
+/// (IMS) or `[/{service}]/v3/{project}/jobs?id={job}` (the database family). The prefix is the
+/// simulator's (one address for every service); official SDK clients drop it and name the service in
+/// the Host header instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Route {
+    /// From the path prefix.
     service: Option<Service>,
-    project_id: &'a str,
-    job_id: &'a str,
+    family: Family,
+    /// `None` on IMS's `/v1/cloudimages/job/{job}`, which has no project in the path.
+    project_id: Option<String>,
+    job_id: String,
+    /// Only IMS answers this path (`/v1/cloudimages/job/{job}`).
+    ims_only: bool,
 }
 
-fn parse_route(path: &str) -> Option<Route<'_>> {
-    let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    match segs.as_slice() {
-        [svc, "v1", p, "jobs", j] if !p.is_empty() && !j.is_empty() => Some(Route {
-            service: Some(svc.parse().ok()?),
-            project_id: p,
-            job_id: j,
-        }),
-        ["v1", p, "jobs", j] if !p.is_empty() && !j.is_empty() => Some(Route {
-            service: None,
-            project_id: p,
-            job_id: j,
-        }),
-        _ => None,
+impl Route {
+    /// The service the request is for: the path prefix, else the Host header's first label.
+    fn service_for(&self, headers: &HeaderMap) -> Option<Service> {
+        let service = self.service.or_else(|| host_service(headers));
+        if self.ims_only {
+            return service
+                .filter(|s| *s == Service::Ims)
+                .or(Some(Service::Ims));
+        }
+        service
     }
 }
 
-/// The service named by the Host header's first label (`ims.eu-de.otc.t-systems.com`).
+fn parse_route(path: &str, query: Option<&str>) -> Option<Route> {
+    let all: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let (service, segs) = match all.split_first() {
+        Some((first, rest)) if !matches!(*first, "v1" | "v2" | "v3" | "api") => {
+            (Some(first.parse::<Service>().ok()?), rest)
+        }
+        _ => (None, all.as_slice()),
+    };
+    let id = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    let (family, project_id, job_id, ims_only) = match segs {
+        ["v1", "cloudimages", "job", j] => (Family::ProjectJobsV1, None, id(j)?, true),
+        ["v1", p, "sfs-turbo", "jobs", j] => (Family::SfsTurboJobs, Some(id(p)?), id(j)?, false),
+        ["v2", p, "jobs", j] => (Family::ProjectJobsV2, Some(id(p)?), id(j)?, false),
+        ["api", "v3", "projects", p, "jobs", j] => (Family::CceJobs, Some(id(p)?), id(j)?, false),
+        ["v3", p, "elb", "jobs", j] => (Family::ElbJobs, Some(id(p)?), id(j)?, false),
+        ["v1", p, "jobs", j] => (Family::ProjectJobsV1, Some(id(p)?), id(j)?, false),
+        ["v3", p, "jobs"] => {
+            let job = query?
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("id="))
+                .filter(|j| !j.is_empty() && !j.contains('%'))?;
+            (Family::DatabaseQuery, Some(id(p)?), job.to_owned(), false)
+        }
+        _ => return None,
+    };
+    if ims_only && service.is_some_and(|s| s != Service::Ims) {
+        return None;
+    }
+    Some(Route {
+        service,
+        family,
+        project_id,
+        job_id,
+        ims_only,
+    })
+}
+
+/// The service named by the Host header's first label (`ims.eu-de.otc.t-systems.com`,
+/// `vpc.cn-north-4.myhuaweicloud.com` for EIP, `gaussdb-nosql...` for GeminiDB).
 fn host_service(headers: &HeaderMap) -> Option<Service> {
     let host = headers.get(header::HOST)?.to_str().ok()?;
-    host.split(['.', ':']).next()?.parse().ok()
+    service_of_host_label(host.split(['.', ':']).next()?)
 }
 
 fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
@@ -289,29 +360,29 @@ fn service_error(status: StatusCode, code: &str, msg: &str) -> Response {
     )
 }
 
-/// What the service itself returns for a job id it does not know.
+/// What the service itself returns for a job id it does not know (the table in `model::services`).
 fn not_found(service: Option<Service>, job_id: &str) -> Response {
-    match service {
-        Some(Service::Ecs) => service_error(
-            StatusCode::BAD_REQUEST,
-            "Common.0011",
+    let message = format!("The job {job_id} does not exist.");
+    match service.map(|s| row_of(s).unknown_job) {
+        Some(UnknownJob::ServiceError { status, code }) if code == "Common.0011" => service_error(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            code,
             &format!("Query job failed, job id {job_id} is invalid."),
         ),
-        Some(Service::Evs) => service_error(
-            StatusCode::NOT_FOUND,
-            "EVS.0404",
-            &format!("The job {job_id} does not exist."),
+        Some(UnknownJob::ServiceError { status, code }) => service_error(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND),
+            code,
+            &message,
         ),
-        Some(Service::Ims) => service_error(
-            StatusCode::NOT_FOUND,
-            "IMG.0024",
-            &format!("The job {job_id} does not exist."),
+        Some(UnknownJob::FlatError { status, code }) => json_response(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND),
+            json!({"error_code": code, "error_msg": message}).to_string(),
         ),
-        None => service_error(
-            StatusCode::NOT_FOUND,
-            "Common.0404",
-            &format!("The job {job_id} does not exist."),
+        Some(UnknownJob::EmptyList) => json_response(
+            StatusCode::OK,
+            json!({"jobs": [], "total_count": 0}).to_string(),
         ),
+        None => service_error(StatusCode::NOT_FOUND, "Common.0404", &message),
     }
 }
 
@@ -361,25 +432,37 @@ mod tests {
 
     #[test]
     fn routes_with_and_without_service_prefix() {
+        let route = |path, query| parse_route(path, query);
+        let r = route("/ims/v1/p/jobs/j", None).unwrap();
         assert_eq!(
-            parse_route("/ims/v1/p/jobs/j"),
-            Some(Route {
-                service: Some(Service::Ims),
-                project_id: "p",
-                job_id: "j"
-            })
+            (r.service, r.project_id.as_deref(), r.job_id.as_str()),
+            (Some(Service::Ims), Some("p"), "j")
         );
+        let r = route("/v1/p/jobs/j/", None).unwrap();
+        assert_eq!((r.service, r.family), (None, Family::ProjectJobsV1));
+        let r = route("/v1/cloudimages/job/j", None).unwrap();
+        assert!(r.ims_only && r.project_id.is_none());
+        assert!(route("/ecs/v1/cloudimages/job/j", None).is_none());
+        let r = route("/rds/v3/p/jobs", Some("id=j1")).unwrap();
         assert_eq!(
-            parse_route("/v1/p/jobs/j/"),
-            Some(Route {
-                service: None,
-                project_id: "p",
-                job_id: "j"
-            })
+            (r.service, r.family, r.job_id.as_str()),
+            (Some(Service::Rds), Family::DatabaseQuery, "j1")
         );
-        assert_eq!(parse_route("/rds/v1/p/jobs/j"), None);
-        assert_eq!(parse_route("/v1/p/jobs/"), None);
-        assert_eq!(parse_route("/v3/p/jobs/j"), None);
+        let r = route("/v3/p/jobs", Some("limit=1&id=j2")).unwrap();
+        assert_eq!(r.job_id, "j2");
+        assert_eq!(route("/v3/p/jobs", None), None);
+        assert_eq!(route("/nope/v1/p/jobs/j", None), None);
+        for (path, family) in [
+            ("/dcs/v2/p/jobs/j", Family::ProjectJobsV2),
+            ("/api/v3/projects/p/jobs/j", Family::CceJobs),
+            ("/v3/p/elb/jobs/j", Family::ElbJobs),
+            ("/sfsturbo/v1/p/sfs-turbo/jobs/j", Family::SfsTurboJobs),
+        ] {
+            let r = route(path, None).unwrap();
+            assert_eq!((r.family, r.job_id.as_str()), (family, "j"), "{path}");
+        }
+        assert_eq!(route("/v1/p/jobs/", None), None);
+        assert_eq!(route("/v3/p/jobs/j", None), None);
     }
 
     #[test]
@@ -394,6 +477,11 @@ mod tests {
         assert_eq!(host_service(&h), Some(Service::Ecs));
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8443"));
         assert_eq!(host_service(&h), None);
+        h.insert(
+            header::HOST,
+            HeaderValue::from_static("vpc.cn-north-4.myhuaweicloud.com"),
+        );
+        assert_eq!(host_service(&h), Some(Service::Eip));
     }
 
     #[test]
@@ -409,6 +497,18 @@ mod tests {
         assert_eq!(
             not_found(Some(Service::Evs), "x").status(),
             StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            not_found(Some(Service::Bms), "x").status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            not_found(Some(Service::Rds), "x").status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            not_found(Some(Service::Geminidb), "x").status(),
+            StatusCode::OK
         );
     }
 }

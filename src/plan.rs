@@ -14,6 +14,7 @@ use crate::{
     cloud::{client::CloudError, endpoint::EndpointError, model::JobObservation},
     crd::{CloudJob, CloudJobStatus, PAUSED_ANNOTATION, Phase},
     credentials::CredentialsError,
+    durations::DurationModel,
     events::{self, EventSpec},
     poll::{self, PollMode},
     reason::Reason,
@@ -88,6 +89,8 @@ impl Problem {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Rules {
     pub poll_mode: PollMode,
+    /// Seconds of detection delay one request is worth, unless the CloudJob says (see `poll::Learned`).
+    pub request_cost: Duration,
     /// How long a credentials problem reads as Reconciling before Stalled, unless the CloudJob says.
     pub credentials_grace: Duration,
 }
@@ -125,16 +128,18 @@ pub fn needs_poll(cj: &CloudJob) -> bool {
     !is_finished(cj) && !is_paused(cj)
 }
 
-/// The plan for `cj` after `observation`. `jitter` (around 1.0, e.g. 0.9..1.1) spreads the polls of jobs
-/// created together.
+/// The plan for `cj` after `observation`. `durations` is what the operator learned of how long each job
+/// type runs (the next poll is placed from it). `jitter` (around 1.0, e.g. 0.9..1.1) spreads the polls of
+/// jobs created together.
 pub fn plan(
     cj: &CloudJob,
     observation: &Observation,
     now: Timestamp,
     rules: &Rules,
+    durations: &DurationModel,
     jitter: f64,
 ) -> Plan {
-    let (status, next) = decide(cj, observation, now, rules, jitter);
+    let (status, next) = decide(cj, observation, now, rules, durations, jitter);
     let old = cj.status.clone().unwrap_or_default();
     let events = events::transition_events(&old, &status);
     let export_outputs =
@@ -152,6 +157,7 @@ fn decide(
     observation: &Observation,
     now: Timestamp,
     rules: &Rules,
+    durations: &DurationModel,
     jitter: f64,
 ) -> (CloudJobStatus, Next) {
     // A finished job never changes again, also after a restart: only bookkeeping follows the object.
@@ -183,7 +189,11 @@ fn decide(
             if let Some(exceeded) = past_deadline(cj) {
                 return exceeded;
             }
-            let delay = poll::next_interval(cj, &status, rules.poll_mode, now, jitter);
+            let learned = poll::Learned {
+                durations,
+                request_cost: rules.request_cost,
+            };
+            let delay = poll::next_interval(cj, &status, rules.poll_mode, learned, now, jitter);
             let delay = remaining.map_or(delay, |r| delay.min(r));
             (status, Next::Poll(delay))
         }
@@ -301,12 +311,16 @@ impl Deadline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{crd::RECONCILE_REQUESTED_ANNOTATION, test_support::cloudjob};
+    use crate::{
+        crd::RECONCILE_REQUESTED_ANNOTATION,
+        test_support::{cloudjob, no_history},
+    };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use serde_json::json;
 
     const RULES: Rules = Rules {
         poll_mode: PollMode::Adaptive,
+        request_cost: poll::DEFAULT_REQUEST_COST,
         credentials_grace: Duration::ZERO,
     };
 
@@ -354,7 +368,14 @@ mod tests {
     #[test]
     fn a_running_job_is_polled_again_at_the_adaptive_interval() {
         let cj = cloudjob("a");
-        let p = plan(&cj, &job(json!({"status": "RUNNING"})), at(3), &RULES, 1.0);
+        let p = plan(
+            &cj,
+            &job(json!({"status": "RUNNING"})),
+            at(3),
+            &RULES,
+            no_history(),
+            1.0,
+        );
         assert_eq!(p.status.phase, Some(Phase::Running));
         assert_eq!(p.next, Next::Poll(poll::DEFAULT_MIN_INTERVAL));
         assert_eq!(reasons(&p), ["Started"]);
@@ -368,6 +389,7 @@ mod tests {
             &job(json!({"status": "SUCCESS", "entities": {"image_id": "i"}})),
             at(5),
             &RULES,
+            no_history(),
             1.0,
         );
         assert_eq!(done.next, Next::AwaitChange);
@@ -377,7 +399,14 @@ mod tests {
         cj.metadata.generation = Some(2);
         let cj = annotated(cj, RECONCILE_REQUESTED_ANNOTATION, "r1");
         // Even a contradicting observation cannot change a finished job.
-        let later = plan(&cj, &job(json!({"status": "FAIL"})), at(50), &RULES, 1.0);
+        let later = plan(
+            &cj,
+            &job(json!({"status": "FAIL"})),
+            at(50),
+            &RULES,
+            no_history(),
+            1.0,
+        );
         assert_eq!(later.status.phase, Some(Phase::Succeeded));
         assert_eq!(later.status.observed_generation, Some(2));
         assert!(
@@ -399,7 +428,7 @@ mod tests {
     fn a_paused_job_is_not_polled_and_reads_suspended() {
         let cj = annotated(cloudjob("a"), PAUSED_ANNOTATION, "true");
         assert!(!needs_poll(&cj));
-        let p = plan(&cj, &Observation::Skipped, at(1), &RULES, 1.0);
+        let p = plan(&cj, &Observation::Skipped, at(1), &RULES, no_history(), 1.0);
         assert_eq!(p.status.phase, Some(Phase::Paused));
         assert_eq!(ready_reason(&p.status), Some(Reason::Suspended.as_str()));
         assert_eq!(p.next, Next::AwaitChange);
@@ -412,7 +441,14 @@ mod tests {
     fn a_job_seen_finished_after_its_deadline_keeps_its_true_outcome() {
         let mut cj = cloudjob("a");
         cj.spec.active_deadline_seconds = Some(60);
-        let p = plan(&cj, &job(json!({"status": "SUCCESS"})), at(61), &RULES, 1.0);
+        let p = plan(
+            &cj,
+            &job(json!({"status": "SUCCESS"})),
+            at(61),
+            &RULES,
+            no_history(),
+            1.0,
+        );
         assert_eq!(p.status.phase, Some(Phase::Succeeded));
         assert_eq!(ready_reason(&p.status), Some("Succeeded"));
     }
@@ -422,7 +458,7 @@ mod tests {
         let mut cj = cloudjob("a");
         cj.spec.active_deadline_seconds = Some(60);
         for observation in [job(json!({"status": "RUNNING"})), throttled(None)] {
-            let p = plan(&cj, &observation, at(60), &RULES, 1.0);
+            let p = plan(&cj, &observation, at(60), &RULES, no_history(), 1.0);
             assert_eq!(p.status.phase, Some(Phase::Failed));
             assert_eq!(
                 status::find(&p.status, condition::FAILED).map(|c| c.reason.as_str()),
@@ -438,17 +474,33 @@ mod tests {
         cj.spec.active_deadline_seconds = Some(60);
         let running = with_status(
             cj.clone(),
-            plan(&cj, &job(json!({"status": "RUNNING"})), at(1), &RULES, 1.0).status,
+            plan(
+                &cj,
+                &job(json!({"status": "RUNNING"})),
+                at(1),
+                &RULES,
+                no_history(),
+                1.0,
+            )
+            .status,
         );
         let p = plan(
             &running,
             &job(json!({"status": "RUNNING"})),
             at(59),
             &RULES,
+            no_history(),
             1.0,
         );
         assert_eq!(p.next, Next::Poll(Duration::from_secs(1)));
-        let p = plan(&running, &throttled(None), at(50), &RULES, 1.0);
+        let p = plan(
+            &running,
+            &throttled(None),
+            at(50),
+            &RULES,
+            no_history(),
+            1.0,
+        );
         assert_eq!(
             p.next,
             Next::Retry {
@@ -466,6 +518,7 @@ mod tests {
             &throttled(Some(Duration::from_secs(7))),
             at(1),
             &RULES,
+            no_history(),
             1.0,
         );
         assert_eq!(
@@ -484,6 +537,7 @@ mod tests {
             &throttled(Some(Duration::from_secs(7))),
             at(9),
             &RULES,
+            no_history(),
             1.0,
         );
         assert_eq!(again.status, p.status);
@@ -539,6 +593,7 @@ mod tests {
                 &Observation::Problem(problem),
                 at(1),
                 &RULES,
+                no_history(),
                 1.0,
             );
             let ready = status::find(&p.status, condition::READY).expect("Ready");
@@ -563,6 +618,7 @@ mod tests {
             &Observation::Deferred(Duration::from_secs(4)),
             at(1),
             &RULES,
+            no_history(),
             1.0,
         );
         assert_eq!(
@@ -584,10 +640,17 @@ mod tests {
     fn outputs_are_exported_only_after_a_poll_read_the_job() {
         let mut cj = cloudjob("a");
         cj.spec.outputs_config_map = Some("ids".into());
-        let seen = plan(&cj, &job(json!({"status": "RUNNING"})), at(1), &RULES, 1.0);
+        let seen = plan(
+            &cj,
+            &job(json!({"status": "RUNNING"})),
+            at(1),
+            &RULES,
+            no_history(),
+            1.0,
+        );
         assert!(seen.export_outputs);
         let conflict = Observation::Problem(Problem::ConfigMapNotOwned { name: "ids".into() });
-        let refused = plan(&cj, &conflict, at(1), &RULES, 1.0);
+        let refused = plan(&cj, &conflict, at(1), &RULES, no_history(), 1.0);
         assert!(
             !refused.export_outputs,
             "never into a ConfigMap that is not ours"
@@ -596,9 +659,19 @@ mod tests {
             status::find(&refused.status, condition::STALLED).map(|c| c.reason.as_str()),
             Some("ConfigMapConflict")
         );
-        assert!(!plan(&cj, &secret_missing(), at(1), &RULES, 1.0).export_outputs);
+        assert!(!plan(&cj, &secret_missing(), at(1), &RULES, no_history(), 1.0).export_outputs);
         cj.spec.outputs_config_map = None;
-        assert!(!plan(&cj, &job(json!({"status": "RUNNING"})), at(1), &RULES, 1.0).export_outputs);
+        assert!(
+            !plan(
+                &cj,
+                &job(json!({"status": "RUNNING"})),
+                at(1),
+                &RULES,
+                no_history(),
+                1.0
+            )
+            .export_outputs
+        );
     }
 
     #[test]
@@ -608,7 +681,7 @@ mod tests {
             ..RULES
         };
         let cj = cloudjob("a");
-        let first = plan(&cj, &secret_missing(), at(10), &rules, 1.0);
+        let first = plan(&cj, &secret_missing(), at(10), &rules, no_history(), 1.0);
         assert_eq!(
             condition_of(&first.status, condition::RECONCILING),
             Some(("True", "SecretNotFound"))
@@ -628,13 +701,13 @@ mod tests {
             }
         );
         let cj = with_status(cj, first.status.clone());
-        let later = plan(&cj, &secret_missing(), at(200), &rules, 1.0);
+        let later = plan(&cj, &secret_missing(), at(200), &rules, no_history(), 1.0);
         assert_eq!(
             later.status, first.status,
             "retries in the grace period write nothing"
         );
         assert!(later.events.is_empty());
-        let stalled = plan(&cj, &secret_missing(), at(310), &rules, 1.0);
+        let stalled = plan(&cj, &secret_missing(), at(310), &rules, no_history(), 1.0);
         assert_eq!(
             condition_of(&stalled.status, condition::STALLED),
             Some(("True", "SecretNotFound"))
@@ -651,13 +724,13 @@ mod tests {
         };
         let mut cj = cloudjob("a");
         cj.spec.credentials_grace_period_seconds = Some(0);
-        let p = plan(&cj, &secret_missing(), at(1), &rules, 1.0);
+        let p = plan(&cj, &secret_missing(), at(1), &rules, no_history(), 1.0);
         assert_eq!(
             condition_of(&p.status, condition::STALLED),
             Some(("True", "SecretNotFound"))
         );
         cj.spec.credentials_grace_period_seconds = Some(3600);
-        let p = plan(&cj, &secret_missing(), at(1000), &rules, 1.0);
+        let p = plan(&cj, &secret_missing(), at(1000), &rules, no_history(), 1.0);
         assert_eq!(condition_of(&p.status, condition::STALLED), None);
     }
 
@@ -672,12 +745,19 @@ mod tests {
             code: "IMG.0024".into(),
             message: "not found".into(),
         }));
-        let p = plan(&cloudjob("a"), &not_found, at(1), &rules, 1.0);
+        let p = plan(&cloudjob("a"), &not_found, at(1), &rules, no_history(), 1.0);
         assert_eq!(
             condition_of(&p.status, condition::STALLED),
             Some(("True", "JobNotFound"))
         );
-        let p = plan(&cloudjob("a"), &throttled(None), at(1), &rules, 1.0);
+        let p = plan(
+            &cloudjob("a"),
+            &throttled(None),
+            at(1),
+            &rules,
+            no_history(),
+            1.0,
+        );
         assert_eq!(
             condition_of(&p.status, condition::RECONCILING),
             Some(("True", "ProgressingWithRetry"))
@@ -692,13 +772,13 @@ mod tests {
             ..RULES
         };
         let cj = cloudjob("a");
-        let missing = plan(&cj, &secret_missing(), at(10), &rules, 1.0);
+        let missing = plan(&cj, &secret_missing(), at(10), &rules, no_history(), 1.0);
         let cj = with_status(cj, missing.status);
         let rejected = Observation::Problem(Problem::Cloud(CloudError::Unauthorized {
             code: "APIGW.0301".into(),
             message: "canonical request GET /v1/... x-sdk-date:20260101T000100Z".into(),
         }));
-        let p = plan(&cj, &rejected, at(100), &rules, 1.0);
+        let p = plan(&cj, &rejected, at(100), &rules, no_history(), 1.0);
         assert_eq!(p.status.problem_since, Some(Time(at(100))));
         let ready = status::find(&p.status, condition::READY).expect("Ready");
         assert!(
@@ -712,6 +792,7 @@ mod tests {
             &job(json!({"status": "RUNNING"})),
             at(120),
             &rules,
+            no_history(),
             1.0,
         );
         assert_eq!(recovered.status.problem_since, None);
@@ -726,6 +807,7 @@ mod tests {
             &throttled(Some(Duration::from_secs(2))),
             at(1),
             &RULES,
+            no_history(),
             1.0,
         );
         let cj = with_status(cj, first.status.clone());
@@ -735,6 +817,7 @@ mod tests {
                 &throttled(Some(Duration::from_secs(seconds))),
                 at(10 + i as i64),
                 &RULES,
+                no_history(),
                 1.0,
             );
             assert_eq!(again.status, first.status, "Retry-After {seconds}");
@@ -748,6 +831,7 @@ mod tests {
             &throttled(Some(Duration::from_secs(3))),
             at(1),
             &RULES,
+            no_history(),
             1.0,
         );
         let ready = status::find(&p.status, condition::READY).expect("Ready");

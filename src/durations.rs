@@ -38,7 +38,7 @@ pub const MAX_SPREAD: f64 = 20.0;
 /// about that job (it has outlived nearly all that was seen of its type) and the age rule applies. Also
 /// what keeps a cold start honest: while only the short jobs of a batch have finished, the long ones are
 /// beyond the history and are polled by age, not as if they were about to finish.
-const MIN_WEIGHT_BEYOND_AGE: f64 = 5.0;
+const MIN_WEIGHT_BEYOND_AGE: f64 = 4.0;
 
 /// A job type: the service and the cloud's `job_type` (already cut to 128 bytes by the status).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -147,6 +147,9 @@ pub fn measure(
     let allowed = u64::from(cfg.rate_limit) + u64::from(cfg.rate_limit_burst);
     let result = ModeResult {
         mode: env.mode,
+        policy: env.name.clone(),
+        fixed_interval_secs: (env.mode == crate::Mode::Fixed)
+            .then(|| env.policy.fixed_interval.as_secs_f64()),
         jobs: plan.len(),
         jobs_terminal,
         wrong_phase,

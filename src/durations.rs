@@ -77,7 +77,8 @@ impl Default for DurationSketch {
 
 /// Where `secs` falls on the bin scale: bin `i` spans positions `i..i + 1` (log-linear inside a bin).
 fn position(secs: f64) -> f64 {
-    if !(secs > FIRST_EDGE_SECS) {
+    // Also NaN: nothing is shorter than the first bin.
+    if secs.is_nan() || secs <= FIRST_EDGE_SECS {
         return 0.0;
     }
     ((secs / FIRST_EDGE_SECS).log2() * BINS_PER_OCTAVE).min(BINS as f64)

@@ -149,7 +149,7 @@ pub fn measure(
         mode: env.mode,
         policy: env.name.clone(),
         fixed_interval_secs: (env.mode == crate::Mode::Fixed)
-            .then(|| env.policy.fixed_interval.as_secs_f64()),
+            .then_some(env.policy.fixed_interval.as_secs_f64()),
         jobs: plan.len(),
         jobs_terminal,
         wrong_phase,

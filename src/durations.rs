@@ -224,13 +224,13 @@ impl FinishTime {
 /// The duration sketches of every job type seen, at most [`MAX_TYPES`].
 #[derive(Clone, Debug, Default)]
 pub struct DurationModel {
-    types: HashMap<JobTypeKey, Learned>,
+    types: HashMap<JobTypeKey, TypeEntry>,
     /// Increases with every sample: when each type was last learned from, for eviction.
     clock: u64,
 }
 
 #[derive(Clone, Debug)]
-struct Learned {
+struct TypeEntry {
     sketch: DurationSketch,
     last_learned: u64,
 }
@@ -251,7 +251,7 @@ impl DurationModel {
                 self.types.remove(oldest);
             }
         }
-        let learned = self.types.entry(key).or_insert_with(|| Learned {
+        let learned = self.types.entry(key).or_insert_with(|| TypeEntry {
             sketch: DurationSketch::default(),
             last_learned: 0,
         });

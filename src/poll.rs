@@ -84,10 +84,11 @@ impl Bounds {
 pub struct Learned<'a> {
     /// The durations of the job types seen finished.
     pub durations: &'a DurationModel,
-    /// The trade-off between requests and detection delay: how many seconds of detection delay one
-    /// request is worth (`--poll-request-cost`, per CloudJob `spec.polling.requestCostMilliseconds`). The
-    /// next poll goes where the delay it saves on average reaches this price: higher means fewer
-    /// requests and later detection.
+    /// The trade-off between requests and detection delay: how much detection delay one request is
+    /// worth for a type whose median duration is a minute (more for longer types, see [`cost_growth`]);
+    /// `--poll-request-cost`, per CloudJob `spec.polling.requestCostMilliseconds`. The next poll goes
+    /// where the delay it saves on average reaches this price: higher means fewer requests and later
+    /// detection.
     pub request_cost: Duration,
 }
 

@@ -235,6 +235,17 @@ pub fn table(run: &RunResult) -> String {
         None,
     );
     row(
+        "jobs / types the duration model learned from",
+        &|m| {
+            format!(
+                "{} / {}",
+                m.learned_jobs.map_or("–".into(), |j| format!("{j:.0}")),
+                m.learned_types
+            )
+        },
+        None,
+    );
+    row(
         "GETs after a job's terminal status was served",
         &|m| m.requests_after_terminal.to_string(),
         None,
@@ -287,6 +298,8 @@ mod tests {
             restart: RestartCheck::default(),
             operator_cloud_requests: None,
             operator_status_patches: None,
+            learned_jobs: None,
+            learned_types: 0,
             watch_listings: 1,
             watch_errors: 0,
         }

@@ -86,9 +86,25 @@ pub struct ModeResult {
     /// The operator's own counters (cross-check of the simulator and the watch), before the restart.
     pub operator_cloud_requests: Option<f64>,
     pub operator_status_patches: Option<f64>,
+    /// Finished jobs the operator's duration model learned from (its metrics, before the restart): the
+    /// warm-up history seen in the cache at start, then the measured jobs as they finished.
+    #[serde(default)]
+    pub learned_jobs: Option<f64>,
+    /// Job types in the model.
+    #[serde(default)]
+    pub learned_types: usize,
     /// Watch listings (more than one: a relist, and status writes in between may be uncounted).
     pub watch_listings: u32,
     pub watch_errors: u32,
+}
+
+/// What the operator's own metrics said just after all jobs were terminal.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OperatorCounters {
+    pub cloud_requests: Option<f64>,
+    pub status_patches: Option<f64>,
+    pub learned_jobs: Option<f64>,
+    pub learned_types: usize,
 }
 
 /// The operator restarted once all jobs were terminal: what reached the terminal jobs afterwards.

@@ -18,7 +18,7 @@ use crate::{
     BenchConfig,
     measure::{measure, restart_check},
     operator::ProcessUsage,
-    results::{JobRecordSet, RunResult},
+    results::{JobRecordSet, OperatorCounters, RunResult},
     setup::{create_jobs, start_mode},
     workload::{self, MAX_DURATION_SECS, MIN_DURATION_SECS},
 };
@@ -108,10 +108,14 @@ pub async fn run_n(cfg: &BenchConfig, n: usize) -> anyhow::Result<(RunResult, Ve
         let pid = operator.pid().context("the operator is no process")?;
         usage.push(ProcessUsage::of(pid)?);
         let metrics = operator.metrics().await.unwrap_or_default();
-        counters.push((
-            metrics.sum("cloudjob_cloud_requests_total", &[]),
-            metrics.sum("cloudjob_status_patches_total", &[]),
-        ));
+        counters.push(OperatorCounters {
+            cloud_requests: metrics.sum("cloudjob_cloud_requests_total", &[]),
+            status_patches: metrics.sum("cloudjob_status_patches_total", &[]),
+            learned_jobs: metrics.sum("cloudjob_job_type_duration_samples", &[]),
+            learned_types: metrics
+                .series("cloudjob_job_type_duration_samples", &[])
+                .count(),
+        });
     }
 
     eprintln!(

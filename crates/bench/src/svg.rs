@@ -234,13 +234,14 @@ impl FrontierPoint {
     }
 }
 
-/// The frontier: mean GETs per job (log scale) against detection delay, one panel per title, each
-/// policy a filled dot at its median delay and a hollow square at its p95, joined by a line. A policy
-/// is beaten when another lies left of it and lower.
+/// The frontier: mean GETs per job against detection delay (both log scales), one panel per title, each
+/// policy a filled dot at its median delay and a hollow square at its p95, joined by a line, and listed
+/// with its figures under the panel. A policy is beaten when another lies left of it and lower.
 pub fn frontier(panels: &[(String, Vec<FrontierPoint>)]) -> String {
     let count = panels.len().max(1) as f64;
     let width = PANEL_W * count;
-    let height = PANEL_H + 48.0;
+    let rows = panels.iter().map(|(_, p)| p.len()).max().unwrap_or(0) as f64;
+    let height = PANEL_H + 48.0 + 16.0 * rows;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -262,6 +263,23 @@ pub fn frontier(panels: &[(String, Vec<FrontierPoint>)]) -> String {
         PANEL_H + 24.0,
         y = PANEL_H + 20.0
     );
+    for (i, (_, points)) in panels.iter().enumerate() {
+        let x = i as f64 * PANEL_W + 24.0;
+        for (row, p) in points.iter().enumerate() {
+            let y = PANEL_H + 44.0 + 16.0 * row as f64;
+            let _ = writeln!(
+                s,
+                r#"<circle cx="{x}" cy="{}" r="4" fill="{c}"/><text x="{}" y="{y}">{}: {:.1} GETs per job, delay median {:.1} s, p95 {:.1} s</text>"#,
+                y - 4.0,
+                x + 10.0,
+                escape(&p.name),
+                p.gets_per_job,
+                p.median_delay_secs,
+                p.p95_delay_secs,
+                c = color(&p.name)
+            );
+        }
+    }
     s.push_str("</svg>\n");
     s
 }
@@ -276,9 +294,20 @@ fn frontier_panel(s: &mut String, x0: f64, title: &str, points: &[FrontierPoint]
         .max(1.0);
     let x_lo = 10f64.powf(x_min.log10().floor());
     let x_hi = nice_ceil(points.iter().map(|p| p.gets_per_job).fold(2.0, f64::max));
-    let y_max = nice_ceil(points.iter().map(|p| p.p95_delay_secs).fold(1.0, f64::max));
+    // Delays span from about a second (fast pollers' medians) to a minute (slow ones' p95): a log axis.
+    let y_min = points
+        .iter()
+        .map(|p| p.median_delay_secs)
+        .filter(|d| *d > 0.0)
+        .fold(f64::MAX, f64::min)
+        .clamp(0.1, 1.0);
+    let y_lo = 10f64.powf(y_min.log10().floor());
+    let y_hi = nice_ceil(points.iter().map(|p| p.p95_delay_secs).fold(2.0, f64::max));
     let px = |gets: f64| left + w * (gets.max(x_lo) / x_lo).log10() / (x_hi / x_lo).log10();
-    let py = |delay: f64| top + h - h * delay.clamp(0.0, y_max) / y_max;
+    let py = |delay: f64| {
+        let d = delay.clamp(y_lo, y_hi);
+        top + h - h * (d / y_lo).log10() / (y_hi / y_lo).log10()
+    };
     let _ = writeln!(
         s,
         r##"<text x="{}" y="44" text-anchor="middle" font-size="13">{}</text><rect x="{left}" y="{top}" width="{w}" height="{h}" fill="none" stroke="#444"/>"##,
@@ -302,20 +331,27 @@ fn frontier_panel(s: &mut String, x0: f64, title: &str, points: &[FrontierPoint]
         }
         tick *= 10.0;
     }
-    for k in 0..=5 {
-        let v = y_max * f64::from(k) / 5.0;
-        let y = py(v);
-        let _ = writeln!(
-            s,
-            r##"<line x1="{left}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{v:.0}</text>"##,
-            left + w,
-            left - 6.0,
-            y + 4.0
-        );
+    let mut tick = y_lo;
+    while tick <= y_hi * 1.000_001 {
+        for m in [1.0, 2.0, 5.0] {
+            let v = tick * m;
+            if v > y_hi * 1.000_001 {
+                break;
+            }
+            let y = py(v);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{left}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{v}</text>"##,
+                left + w,
+                left - 6.0,
+                y + 4.0
+            );
+        }
+        tick *= 10.0;
     }
     let _ = writeln!(
         s,
-        r#"<text x="{}" y="{}" text-anchor="middle">cloud GETs per job, mean (log scale)</text><text transform="translate({} {}) rotate(-90)" text-anchor="middle">detection delay (s)</text>"#,
+        r#"<text x="{}" y="{}" text-anchor="middle">cloud GETs per job, mean (log scale)</text><text transform="translate({} {}) rotate(-90)" text-anchor="middle">detection delay (s, log scale)</text>"#,
         left + w / 2.0,
         top + h + 36.0,
         x0 + 16.0,
@@ -330,16 +366,13 @@ fn frontier_panel(s: &mut String, x0: f64, title: &str, points: &[FrontierPoint]
         );
         let _ = writeln!(
             s,
-            r#"<line x1="{x:.1}" y1="{y50:.1}" x2="{x:.1}" y2="{y95:.1}" stroke="{c}" stroke-width="1.5"/><rect x="{:.1}" y="{:.1}" width="9" height="9" fill="white" stroke="{c}" stroke-width="2"/><circle cx="{x:.1}" cy="{y50:.1}" r="5" fill="{c}"><title>{}: {:.1} GETs per job, median {:.1} s, p95 {:.1} s</title></circle><text x="{:.1}" y="{:.1}" fill="{c}">{}</text>"#,
+            r#"<line x1="{x:.1}" y1="{y50:.1}" x2="{x:.1}" y2="{y95:.1}" stroke="{c}" stroke-width="1.5"/><rect x="{:.1}" y="{:.1}" width="9" height="9" fill="white" stroke="{c}" stroke-width="2"/><circle cx="{x:.1}" cy="{y50:.1}" r="5" fill="{c}"><title>{}: {:.1} GETs per job, median {:.1} s, p95 {:.1} s</title></circle>"#,
             x - 4.5,
             y95 - 4.5,
             escape(&p.name),
             p.gets_per_job,
             p.median_delay_secs,
             p.p95_delay_secs,
-            x + 8.0,
-            y50 + 4.0,
-            escape(&p.name)
         );
     }
 }
@@ -382,9 +415,9 @@ mod tests {
         )]);
         assert_eq!(
             svg.matches("<circle").count(),
-            3 + 1,
-            "three policies and the legend"
+            3 + 1 + 3,
+            "three policies, the legend and the three rows of figures"
         );
-        assert!(svg.contains(">fixed-30s</text>") && svg.contains("N = 1000"));
+        assert!(svg.contains(">fixed-30s: 9.7 GETs per job") && svg.contains("N = 1000"));
     }
 }

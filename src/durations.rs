@@ -34,7 +34,7 @@ pub const MIN_SAMPLES: u64 = 20;
 /// job's age does (issue 6's workload, log-uniform over 5 s..20 min whatever the type, is 80×): its jobs
 /// are left to the age and progress rule, which is cheaper there.
 pub const MAX_SPREAD: f64 = 20.0;
-/// Below this weight of history longer than a job's age (about five jobs), the model knows too little
+/// Below this weight of history longer than a job's age (about four jobs), the model knows too little
 /// about that job (it has outlived nearly all that was seen of its type) and the age rule applies. Also
 /// what keeps a cold start honest: while only the short jobs of a batch have finished, the long ones are
 /// beyond the history and are polled by age, not as if they were about to finish.

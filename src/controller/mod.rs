@@ -199,7 +199,7 @@ async fn run_scope(
     if let Ok(mut all) = stores.lock() {
         all.push(job_store.clone());
     }
-    let forget = shared.clone();
+    let watch_shared = shared.clone();
     let cached = job_store.clone();
     // managedFields are the largest part of an object and never read here: drop them before caching.
     let job_stream = with_own_backoff(watcher(jobs, job_watch))
@@ -207,16 +207,17 @@ async fn run_scope(
         .map_ok(move |event| {
             match &event {
                 // A deleted CloudJob is never reconciled again: drop what is kept for it.
-                watcher::Event::Delete(cj) => forget.forget(&ObjectRef::from_obj(cj)),
+                watcher::Event::Delete(cj) => watch_shared.forget(&ObjectRef::from_obj(cj)),
                 // Before the cache takes it: a CloudJob seen finished for the first time (absent from the
                 // cache, as all are in the initial list, or unfinished there) teaches its type's duration,
-                // once; a relist finds it already finished in the cache.
+                // once. A relist finds it already finished in the cache, which keeps its old contents
+                // until the relist is done.
                 watcher::Event::Apply(cj) | watcher::Event::InitApply(cj) => {
                     if let Ok(now) = &cj.0 {
                         let before = cached.get(&ObjectRef::from_obj(cj));
                         let before = before.as_ref().and_then(|b| b.0.as_ref().ok());
                         if let Some((key, secs)) = durations::newly_finished(before, now) {
-                            forget.learn(key, secs);
+                            watch_shared.learn(key, secs);
                         }
                     }
                 }

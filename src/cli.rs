@@ -104,6 +104,13 @@ pub struct RunArgs {
     #[arg(long, env = "CLOUDJOB_POLL_MODE", value_enum, default_value_t = PollModeArg::Adaptive)]
     pub poll_mode: PollModeArg,
 
+    /// The adaptive mode's trade-off between requests and detection delay, once it has learned how long
+    /// a job type runs: how much detection delay one cloud request is worth (for a type whose median is a
+    /// minute; more for longer types). Higher: fewer requests, finished jobs seen later.
+    /// spec.polling.requestCostMilliseconds overrides it per CloudJob.
+    #[arg(long, env = "CLOUDJOB_POLL_REQUEST_COST", default_value = "1250ms", value_parser = parse_positive_duration)]
+    pub poll_request_cost: Duration,
+
     /// Interval of --poll-mode fixed, e.g. 10s (what the Huawei Terraform waiter does).
     #[arg(long, env = "CLOUDJOB_FIXED_POLL_INTERVAL", default_value = "10s", value_parser = duration::parse)]
     pub fixed_poll_interval: Duration,
@@ -183,6 +190,7 @@ impl RunArgs {
                 PollModeArg::Adaptive => PollMode::Adaptive,
                 PollModeArg::Fixed => PollMode::Fixed(self.fixed_poll_interval),
             },
+            poll_request_cost: self.poll_request_cost,
             endpoint_template: present(&self.endpoint_template),
             allowed_endpoints: AllowList::new(self.allowed_endpoints.clone()),
             error_backoff_min: self.error_backoff_min,
@@ -261,6 +269,8 @@ mod tests {
             "10s",
             "--error-backoff-max",
             "1s",
+            "--poll-request-cost",
+            "500ms",
         ])
         .expect("parses");
         let Command::Run(args) = cli.command else {
@@ -278,6 +288,7 @@ mod tests {
             })
         );
         assert_eq!(config.error_backoff_max, Duration::from_secs(10));
+        assert_eq!(config.poll_request_cost, Duration::from_millis(500));
         let cli = Cli::try_parse_from(["cloudjob-operator", "run"]).expect("parses");
         let Command::Run(args) = cli.command else {
             panic!("run expected")

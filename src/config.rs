@@ -3,7 +3,10 @@
 
 use std::{net::SocketAddr, num::NonZeroU32, time::Duration};
 
-use crate::{cloud::endpoint::AllowList, poll::PollMode};
+use crate::{
+    cloud::endpoint::AllowList,
+    poll::{DEFAULT_REQUEST_COST, PollMode},
+};
 
 /// Default reconciles running at once, per watched namespace.
 pub const DEFAULT_CONCURRENCY: u16 = 16;
@@ -32,6 +35,9 @@ pub struct Config {
     /// Reconciles running at once, per watched namespace.
     pub concurrency: u16,
     pub poll_mode: PollMode,
+    /// Seconds of detection delay one cloud request is worth, for the adaptive mode once it has learned
+    /// a job type's durations; `spec.polling.requestCostMilliseconds` overrides it per CloudJob.
+    pub poll_request_cost: Duration,
     /// `{service}`/`{region}` template for the endpoint of CloudJobs without `spec.endpoint`.
     pub endpoint_template: Option<String>,
     /// Hosts `spec.endpoint` may name (besides the template's); the official cloud domains by default.
@@ -73,6 +79,7 @@ impl Default for Config {
             label_selector: None,
             concurrency: DEFAULT_CONCURRENCY,
             poll_mode: PollMode::Adaptive,
+            poll_request_cost: DEFAULT_REQUEST_COST,
             endpoint_template: None,
             allowed_endpoints: AllowList::default(),
             error_backoff_min: DEFAULT_ERROR_BACKOFF_MIN,

@@ -140,7 +140,7 @@ pub struct CloudJobSpec {
     /// Secret in the CloudJob's own namespace holding the AK/SK credentials.
     pub credentials_secret_ref: SecretReference,
 
-    /// Bounds for the adaptive poll interval.
+    /// Bounds for the adaptive poll interval, and its trade-off between requests and detection delay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub polling: Option<PollingSpec>,
 
@@ -281,7 +281,7 @@ pub struct SecretReference {
     pub security_token_key: Option<String>,
 }
 
-/// Bounds for the adaptive poll interval, in seconds.
+/// Bounds for the adaptive poll interval and its trade-off between requests and delay, in seconds.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.minIntervalSeconds) || !has(self.maxIntervalSeconds) || self.minIntervalSeconds <= self.maxIntervalSeconds").message("spec.polling.minIntervalSeconds must not exceed spec.polling.maxIntervalSeconds"))]
@@ -294,6 +294,13 @@ pub struct PollingSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 3600))]
     pub max_interval_seconds: Option<i64>,
+    /// The trade-off between requests and detection delay once the operator has learned how long jobs
+    /// of this type run: how much detection delay one request is worth, in milliseconds (for a type whose
+    /// median is a minute). Higher: fewer requests, the finish seen later. Default: the operator's
+    /// `--poll-request-cost` (1250).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 100, max = 3600000))]
+    pub request_cost_milliseconds: Option<i64>,
 }
 
 /// What the operator last saw of the job.

@@ -13,6 +13,7 @@ pub mod controller;
 pub mod crd;
 pub mod credentials;
 pub mod duration;
+pub mod durations;
 pub mod error;
 pub mod events;
 pub mod leader;

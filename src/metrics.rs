@@ -37,6 +37,14 @@ struct PhaseLabels {
     phase: &'static str,
 }
 
+/// A job type. Bounded: the duration model keeps at most `durations::MAX_TYPES`, and a type it forgets
+/// is removed from the metrics too.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobTypeLabels {
+    service: &'static str,
+    job_type: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventLabels {
     r#type: &'static str,
@@ -55,6 +63,8 @@ pub struct Metrics {
     jobs: Family<PhaseLabels, Gauge>,
     poll_interval: Histogram,
     leader: Gauge,
+    job_type_samples: Family<JobTypeLabels, Gauge>,
+    job_type_median: Family<JobTypeLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -116,8 +126,23 @@ impl Metrics {
             "1 while this process holds the leader lease (or runs without leader election)",
             leader.clone(),
         );
+        let job_type_samples = Family::<JobTypeLabels, Gauge>::default();
+        registry.register(
+            "job_type_duration_samples",
+            "Finished jobs the poll model learned from, per job type (service and the cloud's job_type)",
+            job_type_samples.clone(),
+        );
+        let job_type_median =
+            Family::<JobTypeLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "job_type_duration_median_seconds",
+            "Median duration of the finished jobs of each job type, as the poll model holds it (recent jobs weigh more)",
+            job_type_median.clone(),
+        );
         Metrics {
             registry,
+            job_type_samples,
+            job_type_median,
             reconciles,
             reconcile_errors,
             reconcile_duration,
@@ -167,6 +192,36 @@ impl Metrics {
         self.poll_interval.observe(interval.as_secs_f64());
     }
 
+    /// The duration model learned another job of a type: its sample count and median now.
+    pub fn job_type_learned(
+        &self,
+        service: &'static str,
+        job_type: &str,
+        samples: u64,
+        median_secs: Option<f64>,
+    ) {
+        let labels = JobTypeLabels {
+            service,
+            job_type: job_type.to_string(),
+        };
+        self.job_type_samples
+            .get_or_create(&labels)
+            .set(i64::try_from(samples).unwrap_or(i64::MAX));
+        if let Some(median) = median_secs {
+            self.job_type_median.get_or_create(&labels).set(median);
+        }
+    }
+
+    /// The duration model forgot a job type (to make room for another): so do the metrics.
+    pub fn forget_job_type(&self, service: &'static str, job_type: &str) {
+        let labels = JobTypeLabels {
+            service,
+            job_type: job_type.to_string(),
+        };
+        self.job_type_samples.remove(&labels);
+        self.job_type_median.remove(&labels);
+    }
+
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
     }
@@ -210,7 +265,11 @@ mod tests {
         m.poll_scheduled(Duration::from_secs(4));
         m.set_leader(true);
         m.set_jobs_by_phase(&[(Some(Phase::Running), 3)]);
+        m.job_type_learned("ims", "imsCreateImageByInstance", 42, Some(180.5));
+        m.job_type_learned("evs", "createVolume", 3, Some(12.0));
+        m.forget_job_type("evs", "createVolume");
         let text = m.encode().expect("encodes");
+        assert!(!text.contains("createVolume"), "{text}");
         for needle in [
             "cloudjob_reconciles_total{result=\"success\"} 1",
             "cloudjob_reconcile_errors_total{error=\"status_patch\"} 1",
@@ -222,6 +281,8 @@ mod tests {
             "cloudjob_leader 1",
             "cloudjob_poll_interval_seconds_count 1",
             "cloudjob_reconcile_duration_seconds_count 2",
+            "cloudjob_job_type_duration_samples{service=\"ims\",job_type=\"imsCreateImageByInstance\"} 42",
+            "cloudjob_job_type_duration_median_seconds{service=\"ims\",job_type=\"imsCreateImageByInstance\"} 180.5",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

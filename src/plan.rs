@@ -14,6 +14,7 @@ use crate::{
     cloud::{client::CloudError, endpoint::EndpointError, model::JobObservation},
     crd::{CloudJob, CloudJobStatus, PAUSED_ANNOTATION, Phase},
     credentials::CredentialsError,
+    durations::DurationModel,
     events::{self, EventSpec},
     poll::{self, PollMode},
     reason::Reason,
@@ -88,6 +89,8 @@ impl Problem {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Rules {
     pub poll_mode: PollMode,
+    /// Seconds of detection delay one request is worth, unless the CloudJob says (see `poll::Learned`).
+    pub request_cost: Duration,
     /// How long a credentials problem reads as Reconciling before Stalled, unless the CloudJob says.
     pub credentials_grace: Duration,
 }
@@ -128,16 +131,18 @@ pub fn needs_poll(cj: &CloudJob) -> bool {
     !is_finished(cj) && !is_paused(cj)
 }
 
-/// The plan for `cj` after `observation`. `jitter` (around 1.0, e.g. 0.9..1.1) spreads the polls of jobs
-/// created together.
+/// The plan for `cj` after `observation`. `durations` is what the operator learned of how long each job
+/// type runs (the next poll is placed from it). `jitter` (around 1.0, e.g. 0.9..1.1) spreads the polls of
+/// jobs created together.
 pub fn plan(
     cj: &CloudJob,
     observation: &Observation,
     now: Timestamp,
     rules: &Rules,
+    durations: &DurationModel,
     jitter: f64,
 ) -> Plan {
-    let (status, next) = decide(cj, observation, now, rules, jitter);
+    let (status, next) = decide(cj, observation, now, rules, durations, jitter);
     let old = cj.status.clone().unwrap_or_default();
     let events = events::transition_events(&old, &status);
     let export_outputs =
@@ -155,6 +160,7 @@ fn decide(
     observation: &Observation,
     now: Timestamp,
     rules: &Rules,
+    durations: &DurationModel,
     jitter: f64,
 ) -> (CloudJobStatus, Next) {
     // A finished job never changes again, also after a restart: only bookkeeping follows the object.
@@ -186,7 +192,11 @@ fn decide(
             if let Some(exceeded) = past_deadline(cj) {
                 return exceeded;
             }
-            let delay = poll::next_interval(cj, &status, rules.poll_mode, now, jitter);
+            let learned = poll::Learned {
+                durations,
+                request_cost: rules.request_cost,
+            };
+            let delay = poll::next_interval(cj, &status, rules.poll_mode, learned, now, jitter);
             let delay = remaining.map_or(delay, |r| delay.min(r));
             (status, Next::Poll(delay))
         }
@@ -321,12 +331,16 @@ impl Deadline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{crd::RECONCILE_REQUESTED_ANNOTATION, test_support::cloudjob};
+    use crate::{
+        crd::RECONCILE_REQUESTED_ANNOTATION,
+        test_support::{cloudjob, no_history},
+    };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use serde_json::json;
 
     const RULES: Rules = Rules {
         poll_mode: PollMode::Adaptive,
+        request_cost: poll::DEFAULT_REQUEST_COST,
         credentials_grace: Duration::ZERO,
     };
 
@@ -374,7 +388,14 @@ mod tests {
     #[test]
     fn a_running_job_is_polled_again_at_the_adaptive_interval() {
         let cj = cloudjob("a");
-        let p = plan(&cj, &job(json!({"status": "RUNNING"})), at(3), &RULES, 1.0);
+        let p = plan(
+            &cj,
+            &job(json!({"status": "RUNNING"})),
+            at(3),
+            &RULES,
+            no_history(),
+            1.0,
+        );
         assert_eq!(p.status.phase, Some(Phase::Running));
         assert_eq!(p.next, Next::Poll(poll::DEFAULT_MIN_INTERVAL));
         assert_eq!(reasons(&p), ["Started"]);
@@ -388,6 +409,7 @@ mod tests {
             &job(json!({"status": "SUCCESS", "entities": {"image_id": "i"}})),
             at(5),
             &RULES,
+            no_history(),
             1.0,
         );
         assert_eq!(done.next, Next::AwaitChange);
@@ -397,7 +419,14 @@ mod tests {
         cj.metadata.generation = Some(2);
         let cj = annotated(cj, RECONCILE_REQUESTED_ANNOTATION, "r1");
         // Even a contradicting observation cannot change a finished job.
-        let later = plan(&cj, &job(json!({"status": "FAIL"})), at(50), &RULES, 1.0);
+        let later = plan(
+            &cj,
+            &job(json!({"status": "FAIL"})),
+            at(50),
+            &RULES,
+            no_history(),
+            1.0,
+        );
         assert_eq!(later.status.phase, Some(Phase::Succeeded));
         assert_eq!(later.status.observed_generation, Some(2));
         assert!(
@@ -419,7 +448,7 @@ mod tests {
     fn a_paused_job_is_not_polled_and_reads_suspended() {
         let cj = annotated(cloudjob("a"), PAUSED_ANNOTATION, "true");
         assert!(!needs_poll(&cj));
-        let p = plan(&cj, &Observation::Skipped, at(1), &RULES, 1.0);
+        let p = plan(&cj, &Observation::Skipped, at(1), &RULES, no_history(), 1.0);
         assert_eq!(p.status.phase, Some(Phase::Paused));
         assert_eq!(ready_reason(&p.status), Some(Reason::Suspended.as_str()));
         assert_eq!(p.next, Next::AwaitChange);
@@ -432,7 +461,14 @@ mod tests {
     fn a_job_seen_finished_after_its_deadline_keeps_its_true_outcome() {
         let mut cj = cloudjob("a");
         cj.spec.active_deadline_seconds = Some(60);
-        let p = plan(&cj, &job(json!({"status": "SUCCESS"})), at(61), &RULES, 1.0);
+        let p = plan(
+            &cj,
+            &job(json!({"status": "SUCCESS"})),
+            at(61),
+            &RULES,
+            no_history(),
+            1.0,
+        );
         assert_eq!(p.status.phase, Some(Phase::Succeeded));
         assert_eq!(ready_reason(&p.status), Some("Succeeded"));
     }
@@ -442,7 +478,7 @@ mod tests {
         let mut cj = cloudjob("a");
         cj.spec.active_deadline_seconds = Some(60);
         for observation in [job(json!({"status": "RUNNING"})), throttled(None)] {
-            let p = plan(&cj, &observation, at(60), &RULES, 1.0);
+            let p = plan(&cj, &observation, at(60), &RULES, no_history(), 1.0);
             assert_eq!(p.status.phase, Some(Phase::Failed));
             assert_eq!(
                 status::find(&p.status, condition::FAILED).map(|c| c.reason.as_str()),
@@ -458,17 +494,33 @@ mod tests {
         cj.spec.active_deadline_seconds = Some(60);
         let running = with_status(
             cj.clone(),
-            plan(&cj, &job(json!({"status": "RUNNING"})), at(1), &RULES, 1.0).status,
+            plan(
+                &cj,
+                &job(json!({"status": "RUNNING"})),
+                at(1),
+                &RULES,
+                no_history(),
+                1.0,
+            )
+            .status,
         );
         let p = plan(
             &running,
             &job(json!({"status": "RUNNING"})),
             at(59),
             &RULES,
+            no_history(),
             1.0,
         );
         assert_eq!(p.next, Next::Poll(Duration::from_secs(1)));
-        let p = plan(&running, &throttled(None), at(50), &RULES, 1.0);
+        let p = plan(
+            &running,
+            &throttled(None),
+            at(50),
+            &RULES,
+            no_history(),
+            1.0,
+        );
         assert_eq!(
             p.next,
             Next::Retry {
@@ -486,6 +538,7 @@ mod tests {
             &throttled(Some(Duration::from_secs(7))),
             at(1),
             &RULES,
+            no_history(),
             1.0,
         );
         assert_eq!(
@@ -504,6 +557,7 @@ mod tests {
             &throttled(Some(Duration::from_secs(7))),
             at(9),
             &RULES,
+            no_history(),
             1.0,
         );
         assert_eq!(again.status, p.status);
@@ -559,6 +613,7 @@ mod tests {
                 &Observation::Problem(problem),
                 at(1),
                 &RULES,
+                no_history(),
                 1.0,
             );
             let ready = status::find(&p.status, condition::READY).expect("Ready");
@@ -583,6 +638,7 @@ mod tests {
             &Observation::Deferred(Duration::from_secs(4)),
             at(1),
             &RULES,
+            no_history(),
             1.0,
         );
         assert_eq!(
@@ -604,10 +660,17 @@ mod tests {
     fn outputs_are_exported_only_after_a_poll_read_the_job() {
         let mut cj = cloudjob("a");
         cj.spec.outputs_config_map = Some("ids".into());
-        let seen = plan(&cj, &job(json!({"status": "RUNNING"})), at(1), &RULES, 1.0);
+        let seen = plan(
+            &cj,
+            &job(json!({"status": "RUNNING"})),
+            at(1),
+            &RULES,
+            no_history(),
+            1.0,
+        );
         assert!(seen.export_outputs);
         let conflict = Observation::Problem(Problem::ConfigMapNotOwned { name: "ids".into() });
-        let refused = plan(&cj, &conflict, at(1), &RULES, 1.0);
+        let refused = plan(&cj, &conflict, at(1), &RULES, no_history(), 1.0);
         assert!(
             !refused.export_outputs,
             "never into a ConfigMap that is not ours"
@@ -616,9 +679,19 @@ mod tests {
             status::find(&refused.status, condition::STALLED).map(|c| c.reason.as_str()),
             Some("ConfigMapConflict")
         );
-        assert!(!plan(&cj, &secret_missing(), at(1), &RULES, 1.0).export_outputs);
+        assert!(!plan(&cj, &secret_missing(), at(1), &RULES, no_history(), 1.0).export_outputs);
         cj.spec.outputs_config_map = None;
-        assert!(!plan(&cj, &job(json!({"status": "RUNNING"})), at(1), &RULES, 1.0).export_outputs);
+        assert!(
+            !plan(
+                &cj,
+                &job(json!({"status": "RUNNING"})),
+                at(1),
+                &RULES,
+                no_history(),
+                1.0
+            )
+            .export_outputs
+        );
     }
 
     #[test]
@@ -628,7 +701,7 @@ mod tests {
             ..RULES
         };
         let cj = cloudjob("a");
-        let first = plan(&cj, &secret_missing(), at(10), &rules, 1.0);
+        let first = plan(&cj, &secret_missing(), at(10), &rules, no_history(), 1.0);
         assert_eq!(
             condition_of(&first.status, condition::RECONCILING),
             Some(("True", "SecretNotFound"))
@@ -648,13 +721,13 @@ mod tests {
             }
         );
         let cj = with_status(cj, first.status.clone());
-        let later = plan(&cj, &secret_missing(), at(200), &rules, 1.0);
+        let later = plan(&cj, &secret_missing(), at(200), &rules, no_history(), 1.0);
         assert_eq!(
             later.status, first.status,
             "retries in the grace period write nothing"
         );
         assert!(later.events.is_empty());
-        let stalled = plan(&cj, &secret_missing(), at(310), &rules, 1.0);
+        let stalled = plan(&cj, &secret_missing(), at(310), &rules, no_history(), 1.0);
         assert_eq!(
             condition_of(&stalled.status, condition::STALLED),
             Some(("True", "SecretNotFound"))
@@ -671,13 +744,13 @@ mod tests {
         };
         let mut cj = cloudjob("a");
         cj.spec.credentials_grace_period_seconds = Some(0);
-        let p = plan(&cj, &secret_missing(), at(1), &rules, 1.0);
+        let p = plan(&cj, &secret_missing(), at(1), &rules, no_history(), 1.0);
         assert_eq!(
             condition_of(&p.status, condition::STALLED),
             Some(("True", "SecretNotFound"))
         );
         cj.spec.credentials_grace_period_seconds = Some(3600);
-        let p = plan(&cj, &secret_missing(), at(1000), &rules, 1.0);
+        let p = plan(&cj, &secret_missing(), at(1000), &rules, no_history(), 1.0);
         assert_eq!(condition_of(&p.status, condition::STALLED), None);
     }
 
@@ -688,7 +761,7 @@ mod tests {
             code: "IMG.0024".into(),
             message: "not found".into(),
         }));
-        let first = plan(&cloudjob("a"), &not_found, at(1), &RULES, 1.0);
+        let first = plan(&cloudjob("a"), &not_found, at(1), &RULES, no_history(), 1.0);
         assert_eq!(
             condition_of(&first.status, condition::READY),
             Some(("False", "JobNotFound"))
@@ -707,7 +780,14 @@ mod tests {
         );
         // The job turns up on the confirming poll: it simply runs.
         let cj = with_status(cloudjob("a"), first.status);
-        let found = plan(&cj, &job(json!({"status": "RUNNING"})), at(6), &RULES, 1.0);
+        let found = plan(
+            &cj,
+            &job(json!({"status": "RUNNING"})),
+            at(6),
+            &RULES,
+            no_history(),
+            1.0,
+        );
         assert_eq!(found.status.phase, Some(Phase::Running));
         assert_eq!(condition_of(&found.status, condition::STALLED), None);
     }
@@ -723,12 +803,13 @@ mod tests {
             code: "IMG.0024".into(),
             message: "not found".into(),
         }));
-        let first = plan(&cloudjob("a"), &not_found, at(1), &rules, 1.0);
+        let first = plan(&cloudjob("a"), &not_found, at(1), &rules, no_history(), 1.0);
         let confirmed = plan(
             &with_status(cloudjob("a"), first.status.clone()),
             &not_found,
             at(6),
             &rules,
+            no_history(),
             1.0,
         );
         assert_eq!(
@@ -742,7 +823,14 @@ mod tests {
                 at_most: None
             }
         );
-        let p = plan(&cloudjob("a"), &throttled(None), at(1), &rules, 1.0);
+        let p = plan(
+            &cloudjob("a"),
+            &throttled(None),
+            at(1),
+            &rules,
+            no_history(),
+            1.0,
+        );
         assert_eq!(
             condition_of(&p.status, condition::RECONCILING),
             Some(("True", "ProgressingWithRetry"))
@@ -757,13 +845,13 @@ mod tests {
             ..RULES
         };
         let cj = cloudjob("a");
-        let missing = plan(&cj, &secret_missing(), at(10), &rules, 1.0);
+        let missing = plan(&cj, &secret_missing(), at(10), &rules, no_history(), 1.0);
         let cj = with_status(cj, missing.status);
         let rejected = Observation::Problem(Problem::Cloud(CloudError::Unauthorized {
             code: "APIGW.0301".into(),
             message: "canonical request GET /v1/... x-sdk-date:20260101T000100Z".into(),
         }));
-        let p = plan(&cj, &rejected, at(100), &rules, 1.0);
+        let p = plan(&cj, &rejected, at(100), &rules, no_history(), 1.0);
         assert_eq!(p.status.problem_since, Some(Time(at(100))));
         let ready = status::find(&p.status, condition::READY).expect("Ready");
         assert!(
@@ -777,6 +865,7 @@ mod tests {
             &job(json!({"status": "RUNNING"})),
             at(120),
             &rules,
+            no_history(),
             1.0,
         );
         assert_eq!(recovered.status.problem_since, None);
@@ -791,6 +880,7 @@ mod tests {
             &throttled(Some(Duration::from_secs(2))),
             at(1),
             &RULES,
+            no_history(),
             1.0,
         );
         let cj = with_status(cj, first.status.clone());
@@ -800,6 +890,7 @@ mod tests {
                 &throttled(Some(Duration::from_secs(seconds))),
                 at(10 + i as i64),
                 &RULES,
+                no_history(),
                 1.0,
             );
             assert_eq!(again.status, first.status, "Retry-After {seconds}");
@@ -813,6 +904,7 @@ mod tests {
             &throttled(Some(Duration::from_secs(3))),
             at(1),
             &RULES,
+            no_history(),
             1.0,
         );
         let ready = status::find(&p.status, condition::READY).expect("Ready");
@@ -824,7 +916,7 @@ mod tests {
         let cj = cloudjob("a");
         let unpaid =
             || job(json!({"status": "PENDING_PAYMENT", "job_id": "j", "job_type": "createServer"}));
-        let p = plan(&cj, &unpaid(), at(1), &RULES, 1.0);
+        let p = plan(&cj, &unpaid(), at(1), &RULES, no_history(), 1.0);
         assert_eq!(p.status.phase, Some(Phase::Pending));
         assert_eq!(ready_reason(&p.status), Some("PendingPayment"));
         assert_eq!(
@@ -840,7 +932,7 @@ mod tests {
         assert_eq!(reasons(&p), ["PendingPayment"]);
         // Days later it is still only pending, and nothing a user sees changed: no write, no event.
         let cj = with_status(cj, p.status.clone());
-        let later = plan(&cj, &unpaid(), at(3 * 86_400), &RULES, 1.0);
+        let later = plan(&cj, &unpaid(), at(3 * 86_400), &RULES, no_history(), 1.0);
         assert_eq!(later.status, p.status);
         assert!(later.events.is_empty());
         assert_eq!(later.next, Next::Poll(poll::PENDING_PAYMENT_INTERVAL));
@@ -850,6 +942,7 @@ mod tests {
             &job(json!({"status": "RUNNING", "job_id": "j"})),
             at(3 * 86_400 + 1),
             &RULES,
+            no_history(),
             1.0,
         );
         assert_eq!(ready_reason(&paid.status), Some("Progressing"));
@@ -857,9 +950,9 @@ mod tests {
         // Only the user's own deadline ends the wait.
         let mut bounded = cloudjob("b");
         bounded.spec.active_deadline_seconds = Some(600);
-        let p = plan(&bounded, &unpaid(), at(1), &RULES, 1.0);
+        let p = plan(&bounded, &unpaid(), at(1), &RULES, no_history(), 1.0);
         assert_eq!(p.next, Next::Poll(poll::PENDING_PAYMENT_INTERVAL));
-        let p = plan(&bounded, &unpaid(), at(601), &RULES, 1.0);
+        let p = plan(&bounded, &unpaid(), at(601), &RULES, no_history(), 1.0);
         assert_eq!(
             status::find(&p.status, condition::FAILED).map(|c| c.reason.as_str()),
             Some("DeadlineExceeded")

@@ -40,3 +40,10 @@ pub fn cloudjob(name: &str) -> CloudJob {
     };
     cj
 }
+
+/// A duration model that has seen no job finish: the adaptive mode's age and progress rule applies.
+pub fn no_history() -> &'static crate::durations::DurationModel {
+    static EMPTY: std::sync::LazyLock<crate::durations::DurationModel> =
+        std::sync::LazyLock::new(Default::default);
+    &EMPTY
+}

@@ -249,7 +249,7 @@ mod tests {
         controller::mock,
         plan::{self, Observation, Rules},
         poll::PollMode,
-        test_support::cloudjob,
+        test_support::{cloudjob, no_history},
     };
     use http::Method;
     use serde_json::json;
@@ -262,10 +262,12 @@ mod tests {
         .expect("job");
         let rules = Rules {
             poll_mode: PollMode::Adaptive,
+            request_cost: crate::poll::DEFAULT_REQUEST_COST,
             credentials_grace: std::time::Duration::ZERO,
         };
         let now = "2026-01-01T00:00:10Z".parse().expect("ts");
-        plan::plan(cj, &Observation::Job(Box::new(job)), now, &rules, 1.0)
+        let job = Observation::Job(Box::new(job));
+        plan::plan(cj, &job, now, &rules, no_history(), 1.0)
     }
 
     fn with_status(mut cj: CloudJob, status: &CloudJobStatus) -> CloudJob {
@@ -342,10 +344,12 @@ mod tests {
         .expect("job");
         let rules = Rules {
             poll_mode: PollMode::Adaptive,
+            request_cost: crate::poll::DEFAULT_REQUEST_COST,
             credentials_grace: std::time::Duration::ZERO,
         };
         let now = "2026-01-01T00:00:10Z".parse().expect("ts");
-        let plan = plan::plan(&cj, &Observation::Job(Box::new(job)), now, &rules, 1.0);
+        let job = Observation::Job(Box::new(job));
+        let plan = plan::plan(&cj, &job, now, &rules, no_history(), 1.0);
         let task = tokio::spawn({
             let ctx = ctx.clone();
             let cj = cj.clone();

@@ -11,7 +11,7 @@ mod reconcile;
 use std::{
     collections::HashMap,
     hash::{Hash, Hasher},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
@@ -43,6 +43,7 @@ use crate::{
         RECONCILE_REQUESTED_ANNOTATION,
     },
     credentials::CredentialCache,
+    durations::{self, DurationModel, JobTypeKey},
     metrics::Metrics,
     plan::Rules,
 };
@@ -76,6 +77,9 @@ pub struct Shared {
     rate: RateLimiter<String, ObjectRef<WatchedCloudJob>>,
     /// Requests under way per endpoint, bounded.
     in_flight: InFlight<String>,
+    /// How long each job type runs, learned from the CloudJobs seen finishing (the watch) and read by
+    /// every plan.
+    durations: Mutex<DurationModel>,
 }
 
 impl Shared {
@@ -97,6 +101,7 @@ impl Shared {
             metrics,
             rules: Rules {
                 poll_mode: config.poll_mode,
+                request_cost: config.poll_request_cost,
                 credentials_grace: config.credentials_grace_period,
             },
             backoffs: Backoffs::new(
@@ -108,6 +113,27 @@ impl Shared {
             config,
             credentials: CredentialCache::default(),
             last_written: LastWritten::default(),
+            durations: Mutex::default(),
+        }
+    }
+
+    /// Counts a job of type `key` that ran `secs` seconds, and shows the type's new figures.
+    fn learn(&self, key: JobTypeKey, secs: f64) {
+        let mut model = self
+            .durations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(evicted) = model.learn(key.clone(), secs) {
+            self.metrics
+                .forget_job_type(evicted.service.as_str(), &evicted.job_type);
+        }
+        if let Some(sketch) = model.sketch(&key) {
+            self.metrics.job_type_learned(
+                key.service.as_str(),
+                &key.job_type,
+                sketch.samples(),
+                sketch.quantile(0.5),
+            );
         }
     }
 
@@ -217,14 +243,29 @@ async fn run_scope(
     if let Ok(mut all) = stores.lock() {
         all.push(job_store.clone());
     }
-    let forget = shared.clone();
+    let watch_shared = shared.clone();
+    let cached = job_store.clone();
     // managedFields are the largest part of an object and never read here: drop them before caching.
     let job_stream = with_own_backoff(watcher(jobs, job_watch))
         .modify(|cj: &mut WatchedCloudJob| cj.managed_fields_mut().clear())
         .map_ok(move |event| {
-            // A deleted CloudJob is never reconciled again: drop what is kept for it.
-            if let watcher::Event::Delete(cj) = &event {
-                forget.forget(&ObjectRef::from_obj(cj));
+            match &event {
+                // A deleted CloudJob is never reconciled again: drop what is kept for it.
+                watcher::Event::Delete(cj) => watch_shared.forget(&ObjectRef::from_obj(cj)),
+                // Before the cache takes it: a CloudJob seen finished for the first time (absent from the
+                // cache, as all are in the initial list, or unfinished there) teaches its type's duration,
+                // once. A relist finds it already finished in the cache, which keeps its old contents
+                // until the relist is done.
+                watcher::Event::Apply(cj) | watcher::Event::InitApply(cj) => {
+                    if let Ok(now) = &cj.0 {
+                        let before = cached.get(&ObjectRef::from_obj(cj));
+                        let before = before.as_ref().and_then(|b| b.0.as_ref().ok());
+                        if let Some((key, secs)) = durations::newly_finished(before, now) {
+                            watch_shared.learn(key, secs);
+                        }
+                    }
+                }
+                watcher::Event::Init | watcher::Event::InitDone => {}
             }
             event
         })

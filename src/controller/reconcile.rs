@@ -2,7 +2,7 @@
 //! into a requeue, growing or resetting the object's error back-off.
 
 use std::{
-    sync::Arc,
+    sync::{Arc, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -68,13 +68,22 @@ async fn reconcile_job(cj: &CloudJob, ctx: &Context) -> Result<Option<Duration>,
         Observation::Skipped
     };
     let jitter = rand::random_range(0.9..1.1);
-    let plan = plan::plan(
-        cj,
-        &observation,
-        Timestamp::now(),
-        &ctx.shared.rules,
-        jitter,
-    );
+    let plan = {
+        // Held only while the pure plan runs (microseconds); the watch's learning waits that long.
+        let durations = ctx
+            .shared
+            .durations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        plan::plan(
+            cj,
+            &observation,
+            Timestamp::now(),
+            &ctx.shared.rules,
+            &durations,
+            jitter,
+        )
+    };
     apply::apply(cj, &plan, ctx).await?;
     Ok(next_delay(cj, plan.next, ctx))
 }

@@ -1,7 +1,10 @@
-//! `cloudjob-bench`: runs issue 6's benchmark and writes the table, JSON, per-job CSV files and the plot.
+//! `cloudjob-bench`: runs issues 6 and 14's benchmark and writes the table, JSON, per-job CSV files and
+//! the plots.
 //!
 //! ```sh
 //! cargo run --release -p cloudjob-bench -- --jobs 100,1000 --out bench-results
+//! cargo run --release -p cloudjob-bench -- --workload typed --jobs 1000 --time-scale 1
+//! cargo run --release -p cloudjob-bench -- --workload typed --jobs 1000 --virtual
 //! ```
 
 use std::{path::PathBuf, time::Duration};
@@ -9,26 +12,35 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use cloudjob_bench::{
-    BenchConfig, DEFAULT_CONCURRENCY, DEFAULT_RATE_LIMIT, DEFAULT_RATE_LIMIT_BURST,
-    DEFAULT_TIME_SCALE, Mode, operator,
+    BenchConfig, DEFAULT_CONCURRENCY, DEFAULT_HISTORY_PER_TYPE, DEFAULT_RATE_LIMIT,
+    DEFAULT_RATE_LIMIT_BURST, DEFAULT_TIME_SCALE, Mode, Policy, Workload, operator,
     report::{self, BenchResults, Machine},
-    run_n, svg,
+    run_n,
+    svg::{self, FrontierPoint},
+    virtual_time::{self, VirtualPolicy},
+    workload,
 };
 
 #[derive(Parser, Debug)]
 #[command(
     name = "cloudjob-bench",
-    about = "Benchmarks cloudjob-operator (adaptive vs fixed 10 s polling) on a local control plane and cloudjob-sim"
+    about = "Benchmarks cloudjob-operator's poll policies (adaptive, fixed intervals) on a local control plane and cloudjob-sim"
 )]
 struct Args {
     /// Numbers of CloudJobs, one run each, comma-separated (e.g. 100,1000,10000).
     #[arg(long, value_delimiter = ',', default_value = "100,1000")]
     jobs: Vec<usize>,
 
-    /// Divides the job durations (5 s to 20 min, log-uniform); the operator's poll intervals stay as they
-    /// are. The default keeps a default run around 10 minutes; 1 is the faithful setting.
+    /// Divides the job durations; the operator's poll intervals stay as they are. The default keeps a
+    /// default run around 10 minutes; 1 is the faithful setting.
     #[arg(long, default_value_t = DEFAULT_TIME_SCALE)]
     time_scale: f64,
+
+    /// blind: issue 6's mix, durations log-uniform over 5 s..20 min whatever the job type; typed: 8 job
+    /// types with their own log-normal durations (medians 10 s..15 min), a warm-up history of finished
+    /// CloudJobs for the adaptive operator, and a second adaptive operator without it (the cold start).
+    #[arg(long, value_enum, default_value_t = Workload::Blind)]
+    workload: Workload,
 
     /// Poll modes to run side by side.
     #[arg(
@@ -56,9 +68,23 @@ struct Args {
     #[arg(long, default_value_t = DEFAULT_CONCURRENCY)]
     concurrency: u16,
 
-    /// Interval of the fixed mode, in seconds (10: the Huawei Terraform waiter).
-    #[arg(long, default_value_t = 10.0)]
-    fixed_interval_secs: f64,
+    /// Intervals of the fixed mode, one operator each, in seconds (10: the Huawei Terraform waiter).
+    /// Default: 10 on the blind workload, 2,5,10,30 on the typed one.
+    #[arg(long, value_delimiter = ',')]
+    fixed_interval_secs: Vec<f64>,
+
+    /// Finished CloudJobs per job type in the typed workload's warm-up history.
+    #[arg(long, default_value_t = DEFAULT_HISTORY_PER_TYPE)]
+    history_per_type: usize,
+
+    /// The adaptive operator's --poll-request-cost in milliseconds (default: the operator's own).
+    #[arg(long)]
+    request_cost_ms: Option<u64>,
+
+    /// No control plane: replay the policies in virtual time with the operator's own poll rule and
+    /// print their frontier (seconds for 1,000 jobs; the figures leave out reconcile and write latency).
+    #[arg(long = "virtual")]
+    virtual_time: bool,
 
     /// Seconds to watch for requests to terminal jobs after restarting the operator.
     #[arg(long, default_value_t = 15)]
@@ -98,8 +124,28 @@ async fn main() -> anyhow::Result<()> {
     if args.jobs.is_empty() || args.jobs.contains(&0) || args.modes.is_empty() {
         bail!("--jobs and --modes need at least one non-zero value");
     }
-    if !(args.fixed_interval_secs.is_finite() && args.fixed_interval_secs > 0.0) {
+    let fixed_intervals: Vec<f64> = match (&args.fixed_interval_secs[..], args.workload) {
+        ([], Workload::Blind) => vec![10.0],
+        ([], Workload::Typed) => vec![2.0, 5.0, 10.0, 30.0],
+        (given, _) => given.to_vec(),
+    };
+    if fixed_intervals.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
         bail!("--fixed-interval-secs must be positive");
+    }
+    let mut policies = Vec::new();
+    if args.modes.contains(&Mode::Adaptive) {
+        policies.push(Policy::adaptive(args.workload == Workload::Typed));
+        if args.workload == Workload::Typed {
+            policies.push(Policy::adaptive(false));
+        }
+    }
+    if args.modes.contains(&Mode::Fixed) {
+        for secs in &fixed_intervals {
+            policies.push(Policy::fixed(Duration::from_secs_f64(*secs)));
+        }
+    }
+    if args.virtual_time {
+        return replay(&args, &policies);
     }
     let operator_bin = match &args.operator_bin {
         Some(bin) => bin.clone(),
@@ -113,16 +159,16 @@ async fn main() -> anyhow::Result<()> {
         Ok,
     )?;
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    let mut modes = args.modes.clone();
-    modes.dedup();
     let cfg = BenchConfig {
         time_scale: args.time_scale,
-        modes,
+        workload: args.workload,
+        policies,
+        history_per_type: args.history_per_type,
+        request_cost: args.request_cost_ms.map(Duration::from_millis),
         fail_ratio: args.fail_ratio,
         rate_limit: args.rate_limit.max(1),
         rate_limit_burst: args.rate_limit_burst.max(1),
         concurrency: args.concurrency.max(1),
-        fixed_interval: Duration::from_secs_f64(args.fixed_interval_secs),
         seed: args.seed,
         restart_window: Duration::from_secs(args.restart_window_secs),
         ..BenchConfig::new(operator_bin, out.clone())
@@ -139,21 +185,115 @@ async fn main() -> anyhow::Result<()> {
         let (run, records) = run_n(&cfg, n).await?;
         println!("\n{}", report::table(&run));
         for set in &records {
-            report::write_csv(
-                &set.jobs,
-                &out.join(format!("jobs-{n}-{}.csv", set.mode.as_str())),
-            )?;
+            report::write_csv(&set.jobs, &out.join(format!("jobs-{n}-{}.csv", set.policy)))?;
         }
         results.runs.push(run.clone());
         plotted.push((run, records));
         // Written after every run, so a long invocation leaves its finished runs behind if stopped.
         report::write_json(&results, &out.join("results.json"))?;
         std::fs::write(out.join("detection-vs-requests.svg"), svg::plot(&plotted))?;
+        std::fs::write(out.join("frontier.svg"), frontier(&plotted))?;
     }
     eprintln!(
-        "results: {0}/results.json, {0}/detection-vs-requests.svg, {0}/jobs-N-MODE.csv",
+        "results: {0}/results.json, {0}/frontier.svg, {0}/detection-vs-requests.svg, {0}/jobs-N-POLICY.csv",
         out.display()
     );
+    Ok(())
+}
+
+fn frontier(
+    runs: &[(
+        cloudjob_bench::results::RunResult,
+        Vec<cloudjob_bench::results::JobRecordSet>,
+    )],
+) -> String {
+    let panels: Vec<(String, Vec<FrontierPoint>)> = runs
+        .iter()
+        .map(|(run, _)| {
+            let title = format!(
+                "N = {}, {} workload (time scale {})",
+                run.jobs,
+                run.workload.as_str(),
+                run.time_scale
+            );
+            (title, FrontierPoint::of_run(run))
+        })
+        .collect();
+    svg::frontier(&panels)
+}
+
+/// `--virtual`: the policies replayed in virtual time, each N, a table per N and `virtual-frontier.svg`.
+fn replay(args: &Args, policies: &[Policy]) -> anyhow::Result<()> {
+    let cost = args.request_cost_ms.map_or(
+        cloudjob_operator::poll::DEFAULT_REQUEST_COST,
+        Duration::from_millis,
+    );
+    let mut panels = Vec::new();
+    for &n in &args.jobs {
+        let jobs = workload::plan_for(
+            args.workload,
+            n,
+            args.seed,
+            args.time_scale,
+            args.fail_ratio,
+        );
+        let history = workload::history(
+            args.history_per_type,
+            args.seed,
+            args.time_scale,
+            args.fail_ratio,
+        );
+        let mut outcomes = Vec::new();
+        let mut points = Vec::new();
+        let mut all: Vec<(String, VirtualPolicy)> = policies
+            .iter()
+            .map(|p| {
+                let played = match p.mode {
+                    Mode::Adaptive => VirtualPolicy::Adaptive {
+                        request_cost: cost,
+                        warm: p.history,
+                    },
+                    Mode::Fixed => VirtualPolicy::Fixed(p.fixed_interval),
+                };
+                (p.name(args.workload), played)
+            })
+            .collect();
+        // The operator before it learned durations, for comparison.
+        if args.modes.contains(&Mode::Adaptive) {
+            all.push(("age-rule".into(), VirtualPolicy::AgeRule));
+        }
+        for (name, policy) in all {
+            let outcome = virtual_time::play(&jobs, &history, policy, args.seed);
+            points.push(FrontierPoint {
+                name,
+                gets_per_job: outcome.gets.mean,
+                median_delay_secs: outcome.delay_secs.p50,
+                p95_delay_secs: outcome.delay_secs.p95,
+            });
+            outcomes.push(outcome);
+        }
+        println!(
+            "\nN = {n}, {} workload, time scale {}, virtual time:\n{}",
+            args.workload.as_str(),
+            args.time_scale,
+            virtual_time::table(&outcomes)
+        );
+        panels.push((
+            format!(
+                "N = {n}, {} workload, virtual time (time scale {})",
+                args.workload.as_str(),
+                args.time_scale
+            ),
+            points,
+        ));
+    }
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None => operator::target_dir()?.join("bench-results"),
+    };
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(out.join("virtual-frontier.svg"), svg::frontier(&panels))?;
+    eprintln!("plot: {}/virtual-frontier.svg", out.display());
     Ok(())
 }
 
@@ -165,6 +305,7 @@ fn replot(dirs: &[PathBuf], out: &std::path::Path) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(out)?;
     std::fs::write(out.join("detection-vs-requests.svg"), svg::plot(&plotted))?;
+    std::fs::write(out.join("frontier.svg"), frontier(&plotted))?;
     Ok(())
 }
 
@@ -182,9 +323,10 @@ fn load_runs(
         println!("\n{}", report::table(&run));
         let mut sets = Vec::new();
         for m in &run.modes {
-            let csv = dir.join(format!("jobs-{}-{}.csv", run.jobs, m.mode.as_str()));
+            let csv = dir.join(format!("jobs-{}-{}.csv", run.jobs, m.name()));
             sets.push(cloudjob_bench::results::JobRecordSet {
                 mode: m.mode,
+                policy: m.name().to_string(),
                 jobs: report::read_csv(&csv)?,
             });
         }

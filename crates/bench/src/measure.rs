@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use crate::{
     BenchConfig,
     operator::ProcessUsage,
-    results::{JobRecord, ModeResult, RestartCheck},
+    results::{JobRecord, ModeResult, OperatorCounters, RestartCheck},
     setup::ModeEnv,
     stats::Dist,
     workload::PlannedJob,
@@ -76,7 +76,7 @@ pub fn measure(
     t0: Timestamp,
     restart: RestartCheck,
     usage: ProcessUsage,
-    (operator_cloud_requests, operator_status_patches): (Option<f64>, Option<f64>),
+    counters: OperatorCounters,
 ) -> anyhow::Result<(ModeResult, Vec<JobRecord>)> {
     let tracker = env
         .tracker
@@ -147,6 +147,9 @@ pub fn measure(
     let allowed = u64::from(cfg.rate_limit) + u64::from(cfg.rate_limit_burst);
     let result = ModeResult {
         mode: env.mode,
+        policy: env.name.clone(),
+        fixed_interval_secs: (env.mode == crate::Mode::Fixed)
+            .then_some(env.policy.fixed_interval.as_secs_f64()),
         jobs: plan.len(),
         jobs_terminal,
         wrong_phase,
@@ -176,8 +179,10 @@ pub fn measure(
             .filter(|r| r.requests_after_terminal > 0)
             .count(),
         restart,
-        operator_cloud_requests,
-        operator_status_patches,
+        operator_cloud_requests: counters.cloud_requests,
+        operator_status_patches: counters.status_patches,
+        learned_jobs: counters.learned_jobs,
+        learned_types: counters.learned_types,
         watch_listings: tracker.listings,
         watch_errors: tracker.errors,
     };

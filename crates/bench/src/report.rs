@@ -73,11 +73,27 @@ pub fn read_csv(path: &Path) -> anyhow::Result<Vec<JobRecord>> {
         .with_context(|| format!("{} is not a per-job CSV file", path.display()))
 }
 
-fn mode_label(run: &RunResult, mode: Mode) -> String {
-    match mode {
+/// A policy's column header: `adaptive`, `adaptive, cold start`, `fixed 10 s`.
+pub fn policy_label(run: &RunResult, m: &ModeResult) -> String {
+    match m.mode {
+        Mode::Adaptive if m.name() == "adaptive-cold" => "adaptive, cold start".into(),
         Mode::Adaptive => "adaptive".into(),
-        Mode::Fixed => format!("fixed {} s", run.fixed_interval_secs),
+        Mode::Fixed => format!(
+            "fixed {} s",
+            m.fixed_interval_secs.unwrap_or(run.fixed_interval_secs)
+        ),
     }
+}
+
+/// The policies the ratio column compares: the adaptive one (with its history, if any) and the fixed
+/// 10 s one (the Terraform waiter), else the first fixed one.
+fn compared(run: &RunResult) -> Option<(&ModeResult, &ModeResult)> {
+    let adaptive = run.modes.iter().find(|m| m.name() == "adaptive")?;
+    let fixed = run.modes.iter().filter(|m| m.mode == Mode::Fixed);
+    let ten = fixed
+        .clone()
+        .find(|m| m.fixed_interval_secs.unwrap_or(run.fixed_interval_secs) == 10.0);
+    Some((adaptive, ten.or_else(|| fixed.clone().next())?))
 }
 
 fn ratio(fixed: f64, adaptive: f64) -> String {
@@ -91,12 +107,16 @@ fn ratio(fixed: f64, adaptive: f64) -> String {
 /// A Markdown table of one run, the modes side by side, with fixed / adaptive ratios where both ran.
 pub fn table(run: &RunResult) -> String {
     let mut out = String::new();
-    let adaptive = run.modes.iter().find(|m| m.mode == Mode::Adaptive);
-    let fixed = run.modes.iter().find(|m| m.mode == Mode::Fixed);
-    let both = adaptive.zip(fixed);
+    let both = compared(run);
+    let history = if run.history_per_type > 0 {
+        format!(", history {} per type", run.history_per_type)
+    } else {
+        String::new()
+    };
     let mut header = format!(
-        "| N = {} (time scale {}: jobs {:.2}–{:.0} s, {} failing; rate limit {}+{} per endpoint) |",
+        "| N = {}, {} workload{history} (time scale {}: jobs {:.2}–{:.0} s, {} failing; rate limit {}+{} per endpoint) |",
         run.jobs,
+        run.workload.as_str(),
         run.time_scale,
         run.duration_range_secs.0,
         run.duration_range_secs.1,
@@ -106,11 +126,11 @@ pub fn table(run: &RunResult) -> String {
     );
     let mut rule = String::from("|---|");
     for m in &run.modes {
-        let _ = write!(header, " {} |", mode_label(run, m.mode));
+        let _ = write!(header, " {} |", policy_label(run, m));
         rule.push_str("---:|");
     }
-    if both.is_some() {
-        header.push_str(" fixed / adaptive |");
+    if let Some((_, fixed)) = both {
+        let _ = write!(header, " {} / adaptive |", policy_label(run, fixed));
         rule.push_str("---:|");
     }
     let _ = writeln!(out, "{header}\n{rule}");
@@ -215,6 +235,17 @@ pub fn table(run: &RunResult) -> String {
         None,
     );
     row(
+        "jobs / types the duration model learned from",
+        &|m| {
+            format!(
+                "{} / {}",
+                m.learned_jobs.map_or("–".into(), |j| format!("{j:.0}")),
+                m.learned_types
+            )
+        },
+        None,
+    );
+    row(
         "GETs after a job's terminal status was served",
         &|m| m.requests_after_terminal.to_string(),
         None,
@@ -240,6 +271,8 @@ mod tests {
     fn mode(mode: Mode, requests: f64, delay: f64) -> ModeResult {
         ModeResult {
             mode,
+            policy: String::new(),
+            fixed_interval_secs: None,
             jobs: 10,
             jobs_terminal: 10,
             wrong_phase: 0,
@@ -265,6 +298,8 @@ mod tests {
             restart: RestartCheck::default(),
             operator_cloud_requests: None,
             operator_status_patches: None,
+            learned_jobs: None,
+            learned_types: 0,
             watch_listings: 1,
             watch_errors: 0,
         }
@@ -310,6 +345,8 @@ mod tests {
         let run = RunResult {
             jobs: 10,
             time_scale: 4.0,
+            workload: crate::Workload::Blind,
+            history_per_type: 0,
             duration_range_secs: (1.25, 300.0),
             failing_jobs: 1,
             rate_limit: 1000,
@@ -321,6 +358,7 @@ mod tests {
         };
         let t = table(&run);
         assert!(t.contains("| fixed 10 s |"), "{t}");
+        assert!(t.contains("| fixed 10 s / adaptive |"), "{t}");
         assert!(t.contains("3.00×"), "{t}");
         assert!(t.contains("2.50×"), "{t}");
     }

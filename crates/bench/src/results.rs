@@ -4,19 +4,31 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Mode, operator::ProcessUsage, stats::Dist};
+use crate::{Mode, operator::ProcessUsage, stats::Dist, workload::Workload};
+
+fn blind() -> Workload {
+    Workload::Blind
+}
 
 /// The results of one N.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunResult {
     pub jobs: usize,
     pub time_scale: f64,
+    /// Blind in results written before the typed workload existed.
+    #[serde(default = "blind")]
+    pub workload: Workload,
+    /// Finished CloudJobs per type the policies with history saw first (0: none).
+    #[serde(default)]
+    pub history_per_type: usize,
     /// Real job durations after scaling: [shortest, longest] possible.
     pub duration_range_secs: (f64, f64),
     pub failing_jobs: usize,
     pub rate_limit: u32,
     pub rate_limit_burst: u32,
     pub concurrency: u16,
+    /// The fixed interval of results written when a run had one fixed policy (each policy has its own now).
+    #[serde(default)]
     pub fixed_interval_secs: f64,
     /// Time to create all CloudJobs (and simulated jobs) of all modes.
     pub create_secs: f64,
@@ -27,6 +39,13 @@ pub struct RunResult {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ModeResult {
     pub mode: Mode,
+    /// The policy's name (`adaptive`, `adaptive-cold`, `fixed-10s`); empty in older results, which had one
+    /// policy per mode.
+    #[serde(default)]
+    pub policy: String,
+    /// The fixed mode's interval.
+    #[serde(default)]
+    pub fixed_interval_secs: Option<f64>,
     pub jobs: usize,
     /// CloudJobs whose `finishTime` the watch saw before the deadline.
     pub jobs_terminal: usize,
@@ -67,9 +86,25 @@ pub struct ModeResult {
     /// The operator's own counters (cross-check of the simulator and the watch), before the restart.
     pub operator_cloud_requests: Option<f64>,
     pub operator_status_patches: Option<f64>,
+    /// Finished jobs the operator's duration model learned from (its metrics, before the restart): the
+    /// warm-up history seen in the cache at start, then the measured jobs as they finished.
+    #[serde(default)]
+    pub learned_jobs: Option<f64>,
+    /// Job types in the model.
+    #[serde(default)]
+    pub learned_types: usize,
     /// Watch listings (more than one: a relist, and status writes in between may be uncounted).
     pub watch_listings: u32,
     pub watch_errors: u32,
+}
+
+/// What the operator's own metrics said just after all jobs were terminal.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OperatorCounters {
+    pub cloud_requests: Option<f64>,
+    pub status_patches: Option<f64>,
+    pub learned_jobs: Option<f64>,
+    pub learned_types: usize,
 }
 
 /// The operator restarted once all jobs were terminal: what reached the terminal jobs afterwards.
@@ -86,7 +121,20 @@ pub struct RestartCheck {
 #[derive(Clone, Debug)]
 pub struct JobRecordSet {
     pub mode: Mode,
+    /// The policy's name, as in [`ModeResult::policy`].
+    pub policy: String,
     pub jobs: Vec<JobRecord>,
+}
+
+impl ModeResult {
+    /// The policy's name, also for results written before policies had names.
+    pub fn name(&self) -> &str {
+        if self.policy.is_empty() {
+            self.mode.as_str()
+        } else {
+            &self.policy
+        }
+    }
 }
 
 /// One job of one mode, as measured.

@@ -18,7 +18,7 @@ use crate::{
     BenchConfig,
     measure::{measure, restart_check},
     operator::ProcessUsage,
-    results::{JobRecordSet, RunResult},
+    results::{JobRecordSet, OperatorCounters, RunResult},
     setup::{create_jobs, start_mode},
     workload::{self, MAX_DURATION_SECS, MIN_DURATION_SECS},
 };
@@ -30,13 +30,16 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 pub async fn run_n(cfg: &BenchConfig, n: usize) -> anyhow::Result<(RunResult, Vec<JobRecordSet>)> {
     std::fs::create_dir_all(&cfg.out)
         .with_context(|| format!("cannot create {}", cfg.out.display()))?;
-    let plan = workload::plan(n, cfg.seed, cfg.time_scale, cfg.fail_ratio);
+    let plan = workload::plan_for(cfg.workload, n, cfg.seed, cfg.time_scale, cfg.fail_ratio);
     let longest = plan.iter().map(|j| j.duration_secs).fold(0.0, f64::max);
+    let shortest = plan
+        .iter()
+        .map(|j| j.duration_secs)
+        .fold(f64::MAX, f64::min);
     eprintln!(
-        "[N={n}] starting a control plane; {} modes; job durations {:.1}-{:.0} s (time scale {})",
-        cfg.modes.len(),
-        MIN_DURATION_SECS / cfg.time_scale,
-        MAX_DURATION_SECS / cfg.time_scale,
+        "[N={n}] starting a control plane; {} policies; {} workload, job durations {shortest:.1}-{longest:.0} s (time scale {})",
+        cfg.policies.len(),
+        cfg.workload.as_str(),
         cfg.time_scale
     );
     let cp = ControlPlane::start().await?;
@@ -44,8 +47,8 @@ pub async fn run_n(cfg: &BenchConfig, n: usize) -> anyhow::Result<(RunResult, Ve
     let client = cp.client();
 
     let mut envs = Vec::new();
-    for &mode in &cfg.modes {
-        envs.push(start_mode(cfg, &cp, &client, mode, n).await?);
+    for &policy in &cfg.policies {
+        envs.push(start_mode(cfg, &cp, &client, policy, n).await?);
     }
 
     eprintln!("[N={n}] creating {n} CloudJobs per mode");
@@ -55,8 +58,14 @@ pub async fn run_n(cfg: &BenchConfig, n: usize) -> anyhow::Result<(RunResult, Ve
     let create_secs = started.elapsed().as_secs_f64();
     eprintln!("[N={n}] created in {create_secs:.1} s; waiting for all to finish");
 
+    let longest_interval = cfg
+        .policies
+        .iter()
+        .map(|p| p.fixed_interval)
+        .max()
+        .unwrap_or_default();
     let deadline =
-        started + Duration::from_secs_f64(create_secs + longest) + cfg.fixed_interval + cfg.grace;
+        started + Duration::from_secs_f64(create_secs + longest) + longest_interval + cfg.grace;
     let mut next_report = Instant::now() + PROGRESS_EVERY;
     loop {
         let finished: Vec<usize> = envs.iter().map(|e| *e.finished.borrow()).collect();
@@ -74,7 +83,7 @@ pub async fn run_n(cfg: &BenchConfig, n: usize) -> anyhow::Result<(RunResult, Ve
             let status: Vec<String> = envs
                 .iter()
                 .zip(&finished)
-                .map(|(e, f)| format!("{} {f}/{n}", e.mode.as_str()))
+                .map(|(e, f)| format!("{} {f}/{n}", e.name))
                 .collect();
             eprintln!(
                 "[N={n}] {:.0} s: {}",
@@ -99,10 +108,14 @@ pub async fn run_n(cfg: &BenchConfig, n: usize) -> anyhow::Result<(RunResult, Ve
         let pid = operator.pid().context("the operator is no process")?;
         usage.push(ProcessUsage::of(pid)?);
         let metrics = operator.metrics().await.unwrap_or_default();
-        counters.push((
-            metrics.sum("cloudjob_cloud_requests_total", &[]),
-            metrics.sum("cloudjob_status_patches_total", &[]),
-        ));
+        counters.push(OperatorCounters {
+            cloud_requests: metrics.sum("cloudjob_cloud_requests_total", &[]),
+            status_patches: metrics.sum("cloudjob_status_patches_total", &[]),
+            learned_jobs: metrics.sum("cloudjob_job_type_duration_samples", &[]),
+            learned_types: metrics
+                .series("cloudjob_job_type_duration_samples", &[])
+                .count(),
+        });
     }
 
     eprintln!(
@@ -126,6 +139,7 @@ pub async fn run_n(cfg: &BenchConfig, n: usize) -> anyhow::Result<(RunResult, Ve
         modes.push(result);
         records.push(JobRecordSet {
             mode: env.mode,
+            policy: env.name.clone(),
             jobs,
         });
     }
@@ -141,15 +155,24 @@ pub async fn run_n(cfg: &BenchConfig, n: usize) -> anyhow::Result<(RunResult, Ve
         RunResult {
             jobs: n,
             time_scale: cfg.time_scale,
-            duration_range_secs: (
-                MIN_DURATION_SECS / cfg.time_scale,
-                MAX_DURATION_SECS / cfg.time_scale,
-            ),
+            workload: cfg.workload,
+            history_per_type: if cfg.policies.iter().any(|p| p.history) {
+                cfg.history_per_type
+            } else {
+                0
+            },
+            duration_range_secs: match cfg.workload {
+                workload::Workload::Blind => (
+                    MIN_DURATION_SECS / cfg.time_scale,
+                    MAX_DURATION_SECS / cfg.time_scale,
+                ),
+                workload::Workload::Typed => (shortest, longest),
+            },
             failing_jobs: plan.iter().filter(|j| j.fails).count(),
             rate_limit: cfg.rate_limit,
             rate_limit_burst: cfg.rate_limit_burst,
             concurrency: cfg.concurrency,
-            fixed_interval_secs: cfg.fixed_interval.as_secs_f64(),
+            fixed_interval_secs: 0.0,
             create_secs,
             modes,
         },

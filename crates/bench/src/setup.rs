@@ -1,6 +1,6 @@
-//! Setting up one mode of a run: its namespace and Secret, one simulator per service, a watch of its
-//! CloudJobs, and the operator as a child process (so /proc shows its memory and CPU alone); then the
-//! CloudJobs themselves.
+//! Setting up one policy of a run: its namespace and Secret, one simulator per service, a watch of its
+//! CloudJobs, the warm-up history (finished CloudJobs) for a policy that has one, and the operator as a
+//! child process (so /proc shows its memory and CPU alone); then the CloudJobs themselves.
 //!
 //! Each mode has one simulator per service (IMS, EVS, ECS): one endpoint each, as in the real clouds, so
 //! the operator's per-endpoint rate limit and the simulator's per-second request count are about the
@@ -19,22 +19,32 @@ use cloudjob_sim::{Service, SimConfig, Simulator};
 use cloudjob_testenv::ControlPlane;
 use cloudjob_testkit::{Operator, ProcessOptions};
 use futures::{StreamExt, TryStreamExt};
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::{Api, Client, api::PostParams};
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams, PostParams},
+};
 use serde_json::json;
 
 use crate::{
-    BenchConfig, Mode,
+    BenchConfig, Mode, Policy,
     watch::{Tracker, watch},
-    workload::{PROJECT, PlannedJob},
+    workload::{self, PROJECT, PlannedJob},
 };
+
+/// Label of the warm-up history's CloudJobs: the watch that measures leaves them out.
+pub const HISTORY_LABEL: &str = "cloudjob.io/bench-history";
 
 const AK: &str = "sim-ak";
 const SK: &str = "sim-sk";
 
-/// One mode's moving parts.
+/// One policy's moving parts.
 pub struct ModeEnv {
     pub mode: Mode,
+    pub policy: Policy,
+    /// The policy's name (namespace `bench-NAME`, file names, column).
+    pub name: String,
     pub sims: HashMap<Service, Simulator>,
     api: Api<CloudJob>,
     pub tracker: Arc<Mutex<Tracker>>,
@@ -74,10 +84,12 @@ pub async fn start_mode(
     cfg: &BenchConfig,
     cp: &ControlPlane,
     client: &Client,
-    mode: Mode,
+    policy: Policy,
     n: usize,
 ) -> anyhow::Result<ModeEnv> {
-    let namespace = format!("bench-{}", mode.as_str());
+    let mode = policy.mode;
+    let name = policy.name(cfg.workload);
+    let namespace = format!("bench-{name}");
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces
         .create(
@@ -109,6 +121,15 @@ pub async fn start_mode(
     let tracker = Arc::new(Mutex::new(Tracker::default()));
     let (finished_tx, finished) = tokio::sync::watch::channel(0);
     let watch_task = tokio::spawn(watch(api.clone(), tracker.clone(), finished_tx));
+    if policy.history {
+        let history = workload::history(
+            cfg.history_per_type,
+            cfg.seed,
+            cfg.time_scale,
+            cfg.fail_ratio,
+        );
+        create_history(cfg, &api, &sims, &history).await?;
+    }
 
     let mut args = vec![
         "--namespaces".to_string(),
@@ -124,13 +145,19 @@ pub async fn start_mode(
     ];
     if mode == Mode::Fixed {
         args.push("--fixed-poll-interval".into());
-        args.push(format!("{}ms", cfg.fixed_interval.as_millis()));
+        args.push(format!("{}ms", policy.fixed_interval.as_millis()));
     }
-    let operator_log = cfg.out.join(format!("operator-{n}-{}.log", mode.as_str()));
+    if let Some(cost) = cfg.request_cost {
+        args.push("--poll-request-cost".into());
+        args.push(format!("{}ms", cost.as_millis()));
+    }
+    let operator_log = cfg.out.join(format!("operator-{n}-{name}.log"));
     // A fresh log per run: the file is appended to across the restart.
     let _ = std::fs::remove_file(&operator_log);
     let mut env = ModeEnv {
         mode,
+        policy,
+        name,
         sims,
         api,
         tracker,
@@ -172,9 +199,60 @@ pub async fn create_jobs(
         .await
 }
 
-async fn create_cloudjob(env: &ModeEnv, job: &PlannedJob) -> anyhow::Result<()> {
+/// The warm-up history: finished CloudJobs (status written as the operator would have) of the workload's
+/// types, ended at spread times within the last hour, created before the operator starts, so that it
+/// learns them from its cache at start.
+async fn create_history(
+    cfg: &BenchConfig,
+    api: &Api<CloudJob>,
+    sims: &HashMap<Service, Simulator>,
+    history: &[PlannedJob],
+) -> anyhow::Result<()> {
+    let now = Timestamp::now();
+    futures::stream::iter(history.iter().enumerate())
+        .map(|(i, job)| async move {
+            let endpoint = sims
+                .get(&job.kind.service())
+                .with_context(|| format!("no simulator for {}", job.kind.service()))?
+                .endpoint(job.kind.service());
+            let mut cj = cloudjob(job, &endpoint)?;
+            cj.metadata
+                .labels
+                .get_or_insert_with(Default::default)
+                .insert(HISTORY_LABEL.into(), "true".into());
+            api.create(&PostParams::default(), &cj)
+                .await
+                .with_context(|| format!("cannot create history CloudJob {}", job.name))?;
+            let ended = now - SignedDuration::from_secs(60 + (i as i64 * 37) % 3600);
+            let started = ended - SignedDuration::from_secs_f64(job.duration_secs.round());
+            let (phase, job_status) = if job.fails {
+                ("Failed", "FAIL")
+            } else {
+                ("Succeeded", "SUCCESS")
+            };
+            let second = |t: Timestamp| t.round(jiff::Unit::Second).map(|t| t.to_string());
+            let status = json!({"status": {
+                "observedGeneration": 1,
+                "phase": phase,
+                "jobStatus": job_status,
+                "jobType": job.kind.job_type(),
+                "progress": 100,
+                "startTime": second(started)?,
+                "finishTime": second(ended)?,
+            }});
+            api.patch_status(&job.name, &PatchParams::default(), &Patch::Merge(&status))
+                .await
+                .with_context(|| format!("cannot write the status of {}", job.name))?;
+            anyhow::Ok(())
+        })
+        .buffer_unordered(cfg.create_concurrency.max(1))
+        .try_collect::<()>()
+        .await
+}
+
+fn cloudjob(job: &PlannedJob, endpoint: &str) -> anyhow::Result<CloudJob> {
     let service = job.kind.service();
-    let cj: CloudJob = serde_json::from_value(json!({
+    Ok(serde_json::from_value(json!({
         "apiVersion": "cloudjob.io/v1alpha1",
         "kind": "CloudJob",
         "metadata": {
@@ -186,10 +264,15 @@ async fn create_cloudjob(env: &ModeEnv, job: &PlannedJob) -> anyhow::Result<()> 
             "region": "eu-de",
             "projectId": PROJECT,
             "jobId": job.job_id,
-            "endpoint": env.sim(service)?.endpoint(service),
+            "endpoint": endpoint,
             "credentialsSecretRef": {"name": "creds"}
         }
-    }))?;
+    }))?)
+}
+
+async fn create_cloudjob(env: &ModeEnv, job: &PlannedJob) -> anyhow::Result<()> {
+    let service = job.kind.service();
+    let cj = cloudjob(job, &env.sim(service)?.endpoint(service))?;
     // A busy API server may time out; retry, and accept that an earlier attempt got through.
     let mut attempt = 0;
     loop {

@@ -1,4 +1,6 @@
-//! The plot: completion detection delay against cloud GETs per job, one panel per N, both modes.
+//! The plots: completion detection delay against cloud GETs per job, one panel per N, one dot per job of
+//! every policy ([`plot`]); and the frontier, one point per policy, its median and p95 delay
+//! ([`frontier`]).
 //! Hand-written SVG: text is left to the viewer's sans-serif font, so nothing is needed to render it here.
 //! (plotters with its SVG backend and no default features was considered: without a font feature it lays
 //! text out with guessed metrics, and the log axis, the jittered dots, the diamonds and the legend below
@@ -6,10 +8,7 @@
 
 use std::fmt::Write as _;
 
-use crate::{
-    Mode,
-    results::{JobRecord, JobRecordSet, RunResult},
-};
+use crate::results::{JobRecord, JobRecordSet, RunResult};
 
 const PANEL_W: f64 = 440.0;
 const PANEL_H: f64 = 380.0;
@@ -20,10 +19,17 @@ const MARGIN_B: f64 = 64.0;
 /// Points drawn per mode and panel: enough to show the spread, few enough to keep the file small.
 const MAX_POINTS: usize = 400;
 
-fn color(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Adaptive => "#1f77b4",
-        Mode::Fixed => "#e6550d",
+/// The colour of the policy named `name`: blues for the adaptive ones, oranges to reds for the fixed
+/// intervals, so that runs drawn together keep their colours.
+fn color(name: &str) -> &'static str {
+    match name {
+        "adaptive" => "#1f77b4",
+        "adaptive-cold" => "#6baed6",
+        "fixed-2s" => "#fdae6b",
+        "fixed-5s" => "#fd8d3c",
+        "fixed" | "fixed-10s" => "#e6550d",
+        "fixed-30s" => "#a63603",
+        _ => "#636363",
     }
 }
 
@@ -56,7 +62,8 @@ fn sample(records: &[JobRecord]) -> impl Iterator<Item = &JobRecord> {
 pub fn plot(runs: &[(RunResult, Vec<JobRecordSet>)]) -> String {
     let panels = runs.len().max(1) as f64;
     let width = PANEL_W * panels;
-    let height = PANEL_H + 66.0;
+    let policies = runs.first().map_or(2, |(run, _)| run.modes.len());
+    let height = PANEL_H + 30.0 + 18.0 * policies as f64;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -72,16 +79,21 @@ pub fn plot(runs: &[(RunResult, Vec<JobRecordSet>)]) -> String {
     }
     // Legend under the panels, one entry per line so that it fits a single panel too.
     let mut y = PANEL_H + 14.0;
-    for mode in [Mode::Adaptive, Mode::Fixed] {
-        let label = match mode {
-            Mode::Adaptive => "adaptive",
-            Mode::Fixed => "fixed 10 s (Terraform waiter)",
-        };
+    let mut names: Vec<&str> = Vec::new();
+    for (run, _) in runs {
+        for m in &run.modes {
+            if !names.contains(&m.name()) {
+                names.push(m.name());
+            }
+        }
+    }
+    for name in &names {
         let _ = writeln!(
             s,
-            r#"<circle cx="24" cy="{y}" r="4" fill="{c}" fill-opacity="0.6"/><text x="34" y="{}">{label}: one dot per job, ≤ {MAX_POINTS} per panel</text>"#,
+            r#"<circle cx="24" cy="{y}" r="4" fill="{c}" fill-opacity="0.6"/><text x="34" y="{}">{}: one dot per job, ≤ {MAX_POINTS} per panel</text>"#,
             y + 4.0,
-            c = color(mode)
+            escape(name),
+            c = color(name)
         );
         y += 18.0;
     }
@@ -167,7 +179,7 @@ fn panel(s: &mut String, x0: f64, run: &RunResult, sets: &[JobRecordSet]) {
         top + h / 2.0
     );
     for set in sets {
-        let c = color(set.mode);
+        let c = color(&set.policy);
         for (i, r) in sample(&set.jobs).enumerate() {
             let Some(delay) = r.detection_delay_secs else {
                 continue;
@@ -189,10 +201,178 @@ fn panel(s: &mut String, x0: f64, run: &RunResult, sets: &[JobRecordSet]) {
             s,
             r#"<path d="M {x:.1} {:.1} l 8 8 l -8 8 l -8 -8 z" fill="{c}" stroke="black" stroke-width="1.5"><title>{}: mean {:.1} GETs, median delay {:.1} s</title></path>"#,
             y - 8.0,
-            escape(m.mode.as_str()),
+            escape(m.name()),
             m.requests.mean,
             m.detection_delay_secs.p50,
-            c = color(m.mode)
+            c = color(m.name())
+        );
+    }
+}
+
+/// One policy on the frontier plot.
+#[derive(Clone, Debug)]
+pub struct FrontierPoint {
+    /// The policy's name (`adaptive`, `fixed-10s`), which also picks its colour.
+    pub name: String,
+    pub gets_per_job: f64,
+    pub median_delay_secs: f64,
+    pub p95_delay_secs: f64,
+}
+
+impl FrontierPoint {
+    /// The points of a measured run, one per policy.
+    pub fn of_run(run: &RunResult) -> Vec<FrontierPoint> {
+        run.modes
+            .iter()
+            .map(|m| FrontierPoint {
+                name: m.name().to_string(),
+                gets_per_job: m.requests.mean,
+                median_delay_secs: m.detection_delay_secs.p50,
+                p95_delay_secs: m.detection_delay_secs.p95,
+            })
+            .collect()
+    }
+}
+
+/// The frontier: mean GETs per job against detection delay (both log scales), one panel per title, each
+/// policy a filled dot at its median delay and a hollow square at its p95, joined by a line, and listed
+/// with its figures under the panel. A policy is beaten when another lies left of it and lower.
+pub fn frontier(panels: &[(String, Vec<FrontierPoint>)]) -> String {
+    let count = panels.len().max(1) as f64;
+    let width = PANEL_W * count;
+    let rows = panels.iter().map(|(_, p)| p.len()).max().unwrap_or(0) as f64;
+    let height = PANEL_H + 48.0 + 16.0 * rows;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(
+        s,
+        r#"<rect width="100%" height="100%" fill="white"/><text x="{}" y="22" text-anchor="middle" font-size="15" font-weight="bold">Requests against detection delay, one point per policy</text>"#,
+        width / 2.0
+    );
+    for (i, (title, points)) in panels.iter().enumerate() {
+        frontier_panel(&mut s, i as f64 * PANEL_W, title, points);
+    }
+    let _ = writeln!(
+        s,
+        r#"<circle cx="24" cy="{y}" r="5" fill="black"/><text x="34" y="{}">median detection delay</text><rect x="200" y="{}" width="9" height="9" fill="white" stroke="black" stroke-width="1.5"/><text x="216" y="{}">p95 detection delay</text>"#,
+        PANEL_H + 24.0,
+        PANEL_H + 15.5,
+        PANEL_H + 24.0,
+        y = PANEL_H + 20.0
+    );
+    for (i, (_, points)) in panels.iter().enumerate() {
+        let x = i as f64 * PANEL_W + 24.0;
+        for (row, p) in points.iter().enumerate() {
+            let y = PANEL_H + 44.0 + 16.0 * row as f64;
+            let _ = writeln!(
+                s,
+                r#"<circle cx="{x}" cy="{}" r="4" fill="{c}"/><text x="{}" y="{y}">{}: {:.1} GETs per job, delay median {:.1} s, p95 {:.1} s</text>"#,
+                y - 4.0,
+                x + 10.0,
+                escape(&p.name),
+                p.gets_per_job,
+                p.median_delay_secs,
+                p.p95_delay_secs,
+                c = color(&p.name)
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn frontier_panel(s: &mut String, x0: f64, title: &str, points: &[FrontierPoint]) {
+    let (left, top) = (x0 + MARGIN_L, MARGIN_T);
+    let (w, h) = (PANEL_W - MARGIN_L - MARGIN_R, PANEL_H - MARGIN_T - MARGIN_B);
+    let x_min = points
+        .iter()
+        .map(|p| p.gets_per_job)
+        .fold(f64::MAX, f64::min)
+        .max(1.0);
+    let x_lo = 10f64.powf(x_min.log10().floor());
+    let x_hi = nice_ceil(points.iter().map(|p| p.gets_per_job).fold(2.0, f64::max));
+    // Delays span from about a second (fast pollers' medians) to a minute (slow ones' p95): a log axis.
+    let y_min = points
+        .iter()
+        .map(|p| p.median_delay_secs)
+        .filter(|d| *d > 0.0)
+        .fold(f64::MAX, f64::min)
+        .clamp(0.1, 1.0);
+    let y_lo = 10f64.powf(y_min.log10().floor());
+    let y_hi = nice_ceil(points.iter().map(|p| p.p95_delay_secs).fold(2.0, f64::max));
+    let px = |gets: f64| left + w * (gets.max(x_lo) / x_lo).log10() / (x_hi / x_lo).log10();
+    let py = |delay: f64| {
+        let d = delay.clamp(y_lo, y_hi);
+        top + h - h * (d / y_lo).log10() / (y_hi / y_lo).log10()
+    };
+    let _ = writeln!(
+        s,
+        r##"<text x="{}" y="44" text-anchor="middle" font-size="13">{}</text><rect x="{left}" y="{top}" width="{w}" height="{h}" fill="none" stroke="#444"/>"##,
+        left + w / 2.0,
+        escape(title)
+    );
+    let mut tick = x_lo;
+    while tick <= x_hi * 1.000_001 {
+        for m in [1.0, 2.0, 5.0] {
+            let v = tick * m;
+            if v > x_hi * 1.000_001 {
+                break;
+            }
+            let x = px(v);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{}" stroke="#ddd"/><text x="{x:.1}" y="{}" text-anchor="middle">{v}</text>"##,
+                top + h,
+                top + h + 16.0
+            );
+        }
+        tick *= 10.0;
+    }
+    let mut tick = y_lo;
+    while tick <= y_hi * 1.000_001 {
+        for m in [1.0, 2.0, 5.0] {
+            let v = tick * m;
+            if v > y_hi * 1.000_001 {
+                break;
+            }
+            let y = py(v);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{left}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{v}</text>"##,
+                left + w,
+                left - 6.0,
+                y + 4.0
+            );
+        }
+        tick *= 10.0;
+    }
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle">cloud GETs per job, mean (log scale)</text><text transform="translate({} {}) rotate(-90)" text-anchor="middle">detection delay (s, log scale)</text>"#,
+        left + w / 2.0,
+        top + h + 36.0,
+        x0 + 16.0,
+        top + h / 2.0
+    );
+    for p in points {
+        let c = color(&p.name);
+        let (x, y50, y95) = (
+            px(p.gets_per_job),
+            py(p.median_delay_secs),
+            py(p.p95_delay_secs),
+        );
+        let _ = writeln!(
+            s,
+            r#"<line x1="{x:.1}" y1="{y50:.1}" x2="{x:.1}" y2="{y95:.1}" stroke="{c}" stroke-width="1.5"/><rect x="{:.1}" y="{:.1}" width="9" height="9" fill="white" stroke="{c}" stroke-width="2"/><circle cx="{x:.1}" cy="{y50:.1}" r="5" fill="{c}"><title>{}: {:.1} GETs per job, median {:.1} s, p95 {:.1} s</title></circle>"#,
+            x - 4.5,
+            y95 - 4.5,
+            escape(&p.name),
+            p.gets_per_job,
+            p.median_delay_secs,
+            p.p95_delay_secs,
         );
     }
 }
@@ -213,5 +393,31 @@ mod tests {
     fn empty_plot_is_valid_svg() {
         let svg = plot(&[]);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        let svg = frontier(&[]);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    }
+
+    #[test]
+    fn frontier_has_one_point_per_policy() {
+        let point = |name: &str, gets, p50, p95| FrontierPoint {
+            name: name.into(),
+            gets_per_job: gets,
+            median_delay_secs: p50,
+            p95_delay_secs: p95,
+        };
+        let svg = frontier(&[(
+            "N = 1000".into(),
+            vec![
+                point("adaptive", 8.6, 5.0, 28.0),
+                point("fixed-10s", 26.0, 5.0, 9.5),
+                point("fixed-30s", 9.7, 15.6, 28.0),
+            ],
+        )]);
+        assert_eq!(
+            svg.matches("<circle").count(),
+            3 + 1 + 3,
+            "three policies, the legend and the three rows of figures"
+        );
+        assert!(svg.contains(">fixed-30s: 9.7 GETs per job") && svg.contains("N = 1000"));
     }
 }

@@ -98,7 +98,11 @@ pub async fn watch(
     tracker: Arc<Mutex<Tracker>>,
     finished: tokio::sync::watch::Sender<usize>,
 ) {
-    let stream = watcher(api, watcher::Config::default().page_size(500)).default_backoff();
+    // The warm-up history is the operator's input, not a measured job.
+    let measured = watcher::Config::default()
+        .page_size(500)
+        .labels(&format!("!{}", crate::setup::HISTORY_LABEL));
+    let stream = watcher(api, measured).default_backoff();
     futures::pin_mut!(stream);
     while let Some(event) = stream.next().await {
         // One clock reading per event, taken before the lock: the moment this event reached us.

@@ -103,7 +103,7 @@ async fn bench_smoke_100_jobs_both_modes() {
         }
     }
     let table = cloudjob_bench::report::table(&run);
-    assert!(table.contains("fixed / adaptive"), "{table}");
+    assert!(table.contains("fixed 10 s / adaptive"), "{table}");
     let svg = cloudjob_bench::svg::plot(&[(run, records)]);
     assert!(svg.contains("<circle") && svg.contains("N = 100"));
 }

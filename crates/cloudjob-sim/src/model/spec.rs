@@ -118,7 +118,7 @@ pub enum ProgressCurve {
 
 impl ProgressCurve {
     /// Progress at running fraction `t` in 0..=1, rounded to two decimals like the docs.
-    pub(crate) fn at(self, t: f64) -> Option<f64> {
+    pub fn at(self, t: f64) -> Option<f64> {
         let t = t.clamp(0.0, 1.0);
         let p = match self {
             ProgressCurve::Linear => t,

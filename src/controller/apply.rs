@@ -14,7 +14,7 @@ use kube::{
         reflector::ObjectRef,
     },
 };
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::{Context, PerObject, Shared, WatchedCloudJob, observe::API_TIMEOUT};
 use crate::{
@@ -41,12 +41,24 @@ pub async fn apply(cj: &CloudJob, plan: &Plan, ctx: &Context) -> Result<(), Erro
     if plan.export_outputs {
         export_outputs(cj, &plan.status, &ctx.shared).await?;
     }
-    patch_status(cj, &plan.status, &ctx.shared).await?;
+    if patch_status(cj, &plan.status, &ctx.shared).await? == StatusWrite::Gone {
+        // Deleted while it was being polled: nothing to write or announce, and nothing to warn about.
+        debug!(name = %cj.name_any(), "the CloudJob was deleted before its status was written");
+        return Ok(());
+    }
     ctx.shared.last_written.remember(cj, &plan.status);
     for event in &plan.events {
         publish(cj, event, &ctx.shared).await;
     }
     Ok(())
+}
+
+/// What became of a status write.
+#[derive(Debug, PartialEq, Eq)]
+enum StatusWrite {
+    Stored,
+    /// The CloudJob no longer exists (HTTP 404).
+    Gone,
 }
 
 /// The status this operator last wrote for each CloudJob (by uid, so that a CloudJob deleted and created
@@ -124,7 +136,7 @@ async fn patch_status(
     cj: &CloudJob,
     status: &CloudJobStatus,
     shared: &Shared,
-) -> Result<(), Error> {
+) -> Result<StatusWrite, Error> {
     let namespace = cj.namespace().ok_or(Error::MissingNamespace)?;
     let api: Api<CloudJob> = Api::namespaced(shared.client.clone(), &namespace);
     let patch = serde_json::json!({
@@ -133,15 +145,20 @@ async fn patch_status(
         "status": status,
     });
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    tokio::time::timeout(
+    let written = tokio::time::timeout(
         API_TIMEOUT,
         api.patch_status(&cj.name_any(), &params, &Patch::Apply(&patch)),
     )
     .await
-    .map_err(|_| Error::Timeout(API_TIMEOUT))?
-    .map_err(Error::StatusPatch)?;
-    shared.metrics.status_patched();
-    Ok(())
+    .map_err(|_| Error::Timeout(API_TIMEOUT))?;
+    match written {
+        Ok(_) => {
+            shared.metrics.status_patched();
+            Ok(StatusWrite::Stored)
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(StatusWrite::Gone),
+        Err(e) => Err(Error::StatusPatch(e)),
+    }
 }
 
 /// Keeps `spec.outputsConfigMap` (checked free or ours by `observe`) filled with the phase and produced ids,
@@ -381,6 +398,35 @@ mod tests {
         assert!(uri.contains("/events"), "{uri}");
         mock::respond(send, 201, body);
         task.await.expect("apply task").expect("applied");
+    }
+
+    #[tokio::test]
+    async fn a_cloudjob_deleted_while_polled_is_neither_an_error_nor_announced() {
+        let (ctx, mut api) = mock::context();
+        let cj = cloudjob("a");
+        let plan = running(&cj);
+        let task = tokio::spawn({
+            let ctx = ctx.clone();
+            async move { apply(&cj, &plan, &ctx).await }
+        });
+        let (method, _, _, send) = mock::next_request(&mut api).await;
+        assert_eq!(method, Method::PATCH);
+        mock::respond(
+            send,
+            404,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                   "message": "cloudjobs.cloudjob.io \"a\" not found", "reason": "NotFound", "code": 404}),
+        );
+        let result = task.await.expect("apply task");
+        assert!(
+            result.is_ok(),
+            "a deleted CloudJob is no failure: {result:?}"
+        );
+        drop(ctx);
+        assert!(
+            mock::no_more_requests(&mut api).await,
+            "no event about a CloudJob that is gone"
+        );
     }
 
     #[tokio::test]

@@ -228,7 +228,7 @@ const PICKUP_LIMIT: Duration = Duration::from_secs(10);
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_api_server_loses_no_cloudjob_and_duplicates_no_event() {
     let mut env = Env::start().await;
-    // 200 jobs polled every 2-5 s ask the simulator 40-100 times a second: a per-endpoint rate limit that
+    // 200 jobs polled every 5-10 s ask the simulator 20-40 times a second: a per-endpoint rate limit that
     // fits them, so that what is measured is the recovery from the restart, not a queue of rate-limit
     // turns (a new CloudJob behind 200 others at a 10/s limit waits its turn, by design).
     let operator = env
@@ -248,7 +248,8 @@ async fn a_restarted_api_server_loses_no_cloudjob_and_duplicates_no_event() {
             .expect("job");
         let name = format!("in-flight-{i}");
         let mut manifest = env.cloudjob_manifest(&name, "ims", &job.job_id);
-        manifest["spec"]["polling"] = json!({"minIntervalSeconds": 2, "maxIntervalSeconds": 5});
+        // Polled every 5-10 s: each job still crosses its milestones and tasks across the restart.
+        manifest["spec"]["polling"] = json!({"minIntervalSeconds": 5, "maxIntervalSeconds": 10});
         env.create_cloudjob_from(&ns, manifest).await;
         names.push(name);
     }

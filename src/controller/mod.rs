@@ -22,7 +22,7 @@ use kube::{
     api::PartialObjectMeta,
     core::DeserializeGuard,
     runtime::{
-        Controller, PredicateConfig, WatchStreamExt,
+        Controller, WatchStreamExt,
         controller::{self},
         events::{Recorder, Reporter},
         reflector::{self, ObjectRef, Store},
@@ -73,6 +73,8 @@ pub struct Shared {
     credentials: CredentialCache,
     backoffs: Backoffs,
     last_written: LastWritten,
+    /// What steers polling, as the watch last let it through, per CloudJob (see [`RelevantChanges`]).
+    relevant: RelevantChanges,
     /// The per-endpoint rate limit, shared by all CloudJobs.
     rate: RateLimiter<String, ObjectRef<WatchedCloudJob>>,
     /// Requests under way per endpoint, bounded.
@@ -113,6 +115,7 @@ impl Shared {
             config,
             credentials: CredentialCache::default(),
             last_written: LastWritten::default(),
+            relevant: RelevantChanges::default(),
             durations: Mutex::default(),
         }
     }
@@ -141,6 +144,7 @@ impl Shared {
     fn forget(&self, object: &ObjectRef<WatchedCloudJob>) {
         self.backoffs.forget(object);
         self.last_written.forget(object);
+        self.relevant.forget(object);
         self.rate.forget(object);
     }
 
@@ -149,8 +153,39 @@ impl Shared {
     fn prune(&self, alive: impl Fn(&ObjectRef<WatchedCloudJob>) -> bool) {
         self.backoffs.retain(&alive);
         self.last_written.retain(&alive);
+        self.relevant.retain(&alive);
         self.rate.retain(&alive, std::time::Instant::now());
         self.credentials.clear();
+    }
+}
+
+/// The watch's predicate: per CloudJob (and uid), the hash of what steers polling (generation and the
+/// annotations), so that only a change of it triggers a reconcile. It is kube-runtime's
+/// `predicate_filter` with one difference: an entry is dropped when its CloudJob is deleted (kube's keeps
+/// it until a time-to-live expires, which under churn, 5,000 CloudJobs created and deleted again and
+/// again, grows the operator's memory for as long as that TTL; a short TTL would instead let our own
+/// status writes through as changes once it expired).
+#[derive(Default)]
+struct RelevantChanges(PerObject<(Option<String>, u64)>);
+
+impl RelevantChanges {
+    /// Whether `cj` differs in what steers polling from what was let through last (and remembers it).
+    fn changed(&self, cj: &WatchedCloudJob) -> bool {
+        let Some(hash) = relevant_change(cj) else {
+            return true;
+        };
+        let seen = (cj.uid(), hash);
+        self.0
+            .with(|by_object| by_object.insert(ObjectRef::from_obj(cj), seen.clone()) != Some(seen))
+            .unwrap_or(true)
+    }
+
+    fn forget(&self, object: &ObjectRef<WatchedCloudJob>) {
+        self.0.forget(object);
+    }
+
+    fn retain(&self, keep: impl Fn(&ObjectRef<WatchedCloudJob>) -> bool) {
+        self.0.retain(keep);
     }
 }
 
@@ -273,10 +308,10 @@ async fn run_scope(
         .applied_objects()
         // Our own status writes must not trigger a poll: only spec and the annotations that steer
         // polling do. Scheduled polls come from the requeue, not from watch events.
-        .predicate_filter(
-            relevant_change,
-            PredicateConfig::default().ttl(Duration::from_secs(7 * 24 * 3600)),
-        );
+        .try_filter({
+            let shared = shared.clone();
+            move |cj| future::ready(shared.relevant.changed(cj))
+        });
 
     // Only Secrets a CloudJob has read are cached (as parsed credentials); the watch only says when one
     // changed or went away, and which CloudJobs to reconcile when a Secret they wait for appears.
@@ -455,6 +490,31 @@ mod tests {
 
     fn guarded(cj: CloudJob) -> WatchedCloudJob {
         DeserializeGuard(Ok(cj))
+    }
+
+    #[test]
+    fn only_changes_that_steer_polling_pass_and_a_deleted_cloudjob_is_forgotten() {
+        let relevant = RelevantChanges::default();
+        let mut cj = cloudjob("a");
+        cj.metadata.uid = Some("uid-1".into());
+        assert!(relevant.changed(&guarded(cj.clone())), "first sight");
+        let mut written = cj.clone();
+        written.status = Some(CloudJobStatus {
+            phase: Some(Phase::Running),
+            ..Default::default()
+        });
+        assert!(!relevant.changed(&guarded(written)), "a status write");
+        let mut edited = cj.clone();
+        edited.metadata.generation = Some(2);
+        assert!(relevant.changed(&guarded(edited.clone())), "a spec edit");
+        let mut recreated = edited.clone();
+        recreated.metadata.uid = Some("uid-2".into());
+        assert!(
+            relevant.changed(&guarded(recreated.clone())),
+            "deleted and created again"
+        );
+        relevant.forget(&ObjectRef::from_obj(&guarded(recreated)));
+        assert_eq!(relevant.0.len(), 0, "nothing kept for a deleted CloudJob");
     }
 
     #[test]

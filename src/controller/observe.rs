@@ -26,8 +26,10 @@ use crate::{
 /// Longest wait for one Kubernetes API call made by a reconcile.
 pub const API_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// How long a CloudJob waits when its endpoint has its limit of requests under way.
-pub const ENDPOINT_BUSY_RETRY: Duration = Duration::from_secs(5);
+/// How long a CloudJob waits when its endpoint has its limit of requests under way. Short, because waiting
+/// costs no request; a CloudJob never polled yet (no status) should not sit behind a burst of others for
+/// long.
+pub const ENDPOINT_BUSY_RETRY: Duration = Duration::from_secs(2);
 
 /// One poll of the job, or the problem that prevented it.
 pub async fn observe(cj: &CloudJob, ctx: &Context) -> Result<Observation, Error> {

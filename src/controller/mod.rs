@@ -372,10 +372,10 @@ async fn run_scope(
 }
 
 /// The longest wait between two attempts to re-establish a broken watch. client-go's (and kube's default)
-/// 30 s is kind to an API server with thousands of clients; this operator has two watches, and a CloudJob
-/// created right after an API server restart must not wait half a minute to be seen. (The jitter adds up
-/// to as much again.)
-const WATCH_RETRY_MAX: Duration = Duration::from_secs(3);
+/// 30 s is kind to an API server with thousands of clients; this operator has two watches (one attempt a
+/// second costs an API server nothing), and a CloudJob created right after an API server restart must not
+/// wait half a minute to be seen. (The jitter adds up to as much again.)
+const WATCH_RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// A watch stream with a back-off of its own (so that one failing watch does not slow the others down),
 /// in which an expired resource version (HTTP 410 Gone) is the relist the watcher does anyway, not an

@@ -400,8 +400,13 @@ mod tests {
         task.await.expect("apply task").expect("applied");
     }
 
-    #[tokio::test]
-    async fn a_cloudjob_deleted_while_polled_is_neither_an_error_nor_announced() {
+    /// Applies a plan whose status write the API server answers with `code` and `message`; returns what
+    /// `apply` returned and whether any request (an event) followed the write.
+    async fn apply_with_status_write_answered(
+        code: u16,
+        reason: &str,
+        message: &str,
+    ) -> (Result<(), Error>, bool) {
         let (ctx, mut api) = mock::context();
         let cj = cloudjob("a");
         let plan = running(&cj);
@@ -413,45 +418,36 @@ mod tests {
         assert_eq!(method, Method::PATCH);
         mock::respond(
             send,
-            404,
+            code,
             json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                   "message": "cloudjobs.cloudjob.io \"a\" not found", "reason": "NotFound", "code": 404}),
+                   "message": message, "reason": reason, "code": code}),
         );
         let result = task.await.expect("apply task");
+        drop(ctx);
+        (result, !mock::no_more_requests(&mut api).await)
+    }
+
+    #[tokio::test]
+    async fn a_cloudjob_deleted_while_polled_is_neither_an_error_nor_announced() {
+        let (result, announced) = apply_with_status_write_answered(
+            404,
+            "NotFound",
+            "cloudjobs.cloudjob.io \"a\" not found",
+        )
+        .await;
         assert!(
             result.is_ok(),
             "a deleted CloudJob is no failure: {result:?}"
         );
-        drop(ctx);
-        assert!(
-            mock::no_more_requests(&mut api).await,
-            "no event about a CloudJob that is gone"
-        );
+        assert!(!announced, "no event about a CloudJob that is gone");
     }
 
     #[tokio::test]
     async fn a_failed_status_write_is_an_error_and_announces_nothing() {
-        let (ctx, mut api) = mock::context();
-        let cj = cloudjob("a");
-        let plan = running(&cj);
-        let task = tokio::spawn({
-            let ctx = ctx.clone();
-            async move { apply(&cj, &plan, &ctx).await }
-        });
-        let (method, _, _, send) = mock::next_request(&mut api).await;
-        assert_eq!(method, Method::PATCH);
-        mock::respond(
-            send,
-            500,
-            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                   "message": "etcdserver: request timed out", "reason": "InternalError", "code": 500}),
-        );
-        let result = task.await.expect("apply task");
+        let (result, announced) =
+            apply_with_status_write_answered(500, "InternalError", "etcdserver: request timed out")
+                .await;
         assert!(matches!(result, Err(Error::StatusPatch(_))), "{result:?}");
-        drop(ctx);
-        assert!(
-            mock::no_more_requests(&mut api).await,
-            "no event for a status that was not written"
-        );
+        assert!(!announced, "no event for a status that was not written");
     }
 }

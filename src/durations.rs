@@ -279,17 +279,16 @@ impl DurationModel {
     }
 }
 
-/// The type and duration of `now` if it is a finished job that `before` (the same CloudJob as last seen,
-/// if ever) was not: what the model learns from a CloudJob, once. A job that failed its deadline did not
+/// The type and duration of `now` if it is a finished job that was not finished when last seen
+/// (`was_finished`: the same CloudJob, as last seen, was): what the model learns from a CloudJob, once. A job that failed its deadline did not
 /// finish and teaches nothing; one whose start or finish time is missing cannot be measured.
-pub fn newly_finished(before: Option<&CloudJob>, now: &CloudJob) -> Option<(JobTypeKey, f64)> {
-    let finished = |cj: &CloudJob| {
-        cj.status
-            .as_ref()
-            .and_then(|s| s.phase)
-            .is_some_and(Phase::is_terminal)
-    };
-    if before.is_some_and(finished) || !finished(now) {
+pub fn newly_finished(was_finished: bool, now: &CloudJob) -> Option<(JobTypeKey, f64)> {
+    let finished = now
+        .status
+        .as_ref()
+        .and_then(|s| s.phase)
+        .is_some_and(Phase::is_terminal);
+    if was_finished || !finished {
         return None;
     }
     let status = now.status.as_ref()?;
@@ -445,19 +444,19 @@ mod tests {
     fn a_job_teaches_its_duration_once_when_it_finishes() {
         let running = finished(Phase::Running, 0, None, "Progressing");
         let done = finished(Phase::Succeeded, 0, Some(75), "Succeeded");
-        let learned = newly_finished(Some(&running), &done).expect("learned");
+        let learned = newly_finished(false, &done).expect("learned");
         assert_eq!(learned.0.job_type, "imsCreateImageByInstance");
         assert_eq!(learned.1, 75.0);
         // Seen for the first time already finished (the cache at start): learned.
-        assert!(newly_finished(None, &done).is_some());
+        assert!(newly_finished(false, &done).is_some());
         // Seen finished again (a relist, a bookkeeping write): not learned twice.
-        assert_eq!(newly_finished(Some(&done), &done), None);
-        assert_eq!(newly_finished(None, &running), None);
+        assert_eq!(newly_finished(true, &done), None);
+        assert_eq!(newly_finished(false, &running), None);
         let failed = finished(Phase::Failed, 0, Some(30), "JobFailed");
-        assert!(newly_finished(None, &failed).is_some());
+        assert!(newly_finished(false, &failed).is_some());
         let deadline = finished(Phase::Failed, 0, Some(30), "DeadlineExceeded");
-        assert_eq!(newly_finished(None, &deadline), None);
+        assert_eq!(newly_finished(false, &deadline), None);
         let unmeasured = finished(Phase::Succeeded, 0, None, "Succeeded");
-        assert_eq!(newly_finished(None, &unmeasured), None);
+        assert_eq!(newly_finished(false, &unmeasured), None);
     }
 }

@@ -10,6 +10,8 @@ pub enum Error {
     MissingNamespace,
     #[error("cannot read the credentials Secret: {0}")]
     SecretRead(#[source] kube::Error),
+    #[error("cannot read the CloudJob: {0}")]
+    CloudJobRead(#[source] kube::Error),
     #[error("cannot write the CloudJob status: {0}")]
     StatusPatch(#[source] kube::Error),
     #[error("cannot read or write the outputs ConfigMap: {0}")]
@@ -24,6 +26,7 @@ impl Error {
         match self {
             Error::MissingNamespace => "missing_namespace",
             Error::SecretRead(_) => "secret_read",
+            Error::CloudJobRead(_) => "cloudjob_read",
             Error::StatusPatch(_) => "status_patch",
             Error::ConfigMap(_) => "configmap",
             Error::Timeout(_) => "timeout",

@@ -65,6 +65,7 @@ pub struct Metrics {
     leader: Gauge,
     job_type_samples: Family<JobTypeLabels, Gauge>,
     job_type_median: Family<JobTypeLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    watch_lists: Counter,
 }
 
 impl Default for Metrics {
@@ -139,8 +140,15 @@ impl Metrics {
             "Median duration of the finished jobs of each job type, as the poll model holds it (recent jobs weigh more)",
             job_type_median.clone(),
         );
+        let watch_lists = Counter::default();
+        registry.register(
+            "watch_lists",
+            "Complete lists of the watched CloudJobs: one per watched namespace at start, one more after each watch expiry (a relist)",
+            watch_lists.clone(),
+        );
         Metrics {
             registry,
+            watch_lists,
             job_type_samples,
             job_type_median,
             reconciles,
@@ -172,6 +180,11 @@ impl Metrics {
         self.cloud_requests
             .get_or_create(&CloudRequestLabels { service, outcome })
             .inc();
+    }
+
+    /// A list of the CloudJobs (initial or relist) is complete: the cache holds all of them.
+    pub fn watch_listed(&self) {
+        self.watch_lists.inc();
     }
 
     pub fn status_patched(&self) {

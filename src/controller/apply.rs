@@ -8,7 +8,6 @@ use k8s_openapi::{api::core::v1::ConfigMap, apimachinery::pkg::apis::meta::v1::O
 use kube::{
     Api, Resource, ResourceExt,
     api::{Patch, PatchParams},
-    core::error_boundary::InvalidObject,
     runtime::{
         events::{Event, EventType, Recorder},
         reflector::ObjectRef,
@@ -16,7 +15,7 @@ use kube::{
 };
 use tracing::{debug, warn};
 
-use super::{Context, PerObject, Shared, WatchedCloudJob, observe::API_TIMEOUT};
+use super::{CachedCloudJob, Context, PerObject, Shared, observe::API_TIMEOUT};
 use crate::{
     crd::{CloudJob, CloudJobStatus},
     error::Error,
@@ -82,42 +81,42 @@ impl LastWritten {
         });
     }
 
-    /// `cj` with the status last written for it, when the cached object does not show that status yet.
-    /// Once the cache has caught up the entry is dropped: the cache is the truth again.
-    pub fn fresher_than_cache(
+    /// The status last written for `cached`, when the cache does not show it yet (after a watch gap the
+    /// cache can hold a status older than the one this operator last wrote, and planning from it would
+    /// announce the same transitions again). Once the cache has caught up the entry is dropped: the cache
+    /// is the truth again.
+    pub fn ahead_of_cache(
         &self,
-        cj: &CloudJob,
-        object: &ObjectRef<WatchedCloudJob>,
-    ) -> Option<CloudJob> {
+        cached: &CachedCloudJob,
+        object: &ObjectRef<CachedCloudJob>,
+    ) -> Option<CloudJobStatus> {
         self.0.with(|by_object| {
             let written = by_object.get(object)?;
-            if written.uid != cj.uid() || cj.status.as_ref() == Some(&written.status) {
+            if written.uid != cached.uid() || cached.shows(&written.status) {
                 by_object.remove(object);
                 return None;
             }
-            let mut fresher = cj.clone();
-            fresher.status = Some(written.status.clone());
-            Some(fresher)
+            Some(written.status.clone())
         })?
     }
 
-    pub fn forget(&self, object: &ObjectRef<WatchedCloudJob>) {
+    pub fn forget(&self, object: &ObjectRef<CachedCloudJob>) {
         self.0.forget(object);
     }
 
     /// Keeps only the entries of objects for which `keep` is true.
-    pub fn retain(&self, keep: impl Fn(&ObjectRef<WatchedCloudJob>) -> bool) {
+    pub fn retain(&self, keep: impl Fn(&ObjectRef<CachedCloudJob>) -> bool) {
         self.0.retain(keep);
     }
 }
 
 /// Tells about a CloudJob that cannot be decoded, in the log and (best effort) in a Warning event: it is
 /// skipped, and every other CloudJob goes on.
-pub async fn report_invalid(object: &WatchedCloudJob, invalid: &InvalidObject, ctx: &Context) {
+pub async fn report_invalid(object: &CachedCloudJob, error: &str, ctx: &Context) {
     warn!(
         namespace = object.namespace().unwrap_or_default(),
         name = %object.name_any(),
-        error = %text::prefix(&invalid.error, MAX_EVENT_NOTE),
+        error = %text::prefix(error, MAX_EVENT_NOTE),
         "skipping a CloudJob that cannot be decoded"
     );
     let event = EventSpec {
@@ -125,8 +124,7 @@ pub async fn report_invalid(object: &WatchedCloudJob, invalid: &InvalidObject, c
         reason: EventReason::InvalidObject,
         action: "Decode",
         note: format!(
-            "the operator cannot read this CloudJob and skips it ({}); fix or recreate it",
-            invalid.error
+            "the operator cannot read this CloudJob and skips it ({error}); fix or recreate it"
         ),
     };
     publish_to(&object.object_ref(&()), &event, &ctx.shared).await;

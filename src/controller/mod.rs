@@ -5,12 +5,12 @@
 //! the streams that feed it, and the state the reconciles share.
 
 mod apply;
+mod cache;
 mod observe;
 mod reconcile;
 
 use std::{
     collections::HashMap,
-    hash::{Hash, Hasher},
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
@@ -20,7 +20,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::PartialObjectMeta,
-    core::DeserializeGuard,
     runtime::{
         Controller, WatchStreamExt,
         controller::{self},
@@ -38,10 +37,7 @@ use crate::{
         rate::{InFlight, MAX_IN_FLIGHT_PER_ENDPOINT, RateLimiter},
     },
     config::Config,
-    crd::{
-        CloudJob, PAUSED_ANNOTATION, POLL_INTERVAL_ANNOTATION, Phase,
-        RECONCILE_REQUESTED_ANNOTATION,
-    },
+    crd::Phase,
     credentials::CredentialCache,
     durations::{self, DurationModel, JobTypeKey},
     metrics::Metrics,
@@ -52,9 +48,7 @@ pub use apply::FIELD_MANAGER;
 use apply::LastWritten;
 use reconcile::Backoffs;
 
-/// A CloudJob as the watch delivers it: decoded, or the metadata and error of one that does not decode,
-/// so that one bad object is skipped instead of failing the list of every CloudJob.
-pub type WatchedCloudJob = DeserializeGuard<CloudJob>;
+pub use cache::{CachedCloudJob, DecodedCloudJob};
 
 /// State shared by the controllers of all watched namespaces.
 pub struct Shared {
@@ -73,10 +67,8 @@ pub struct Shared {
     credentials: CredentialCache,
     backoffs: Backoffs,
     last_written: LastWritten,
-    /// What steers polling, as the watch last let it through, per CloudJob (see [`RelevantChanges`]).
-    relevant: RelevantChanges,
     /// The per-endpoint rate limit, shared by all CloudJobs.
-    rate: RateLimiter<String, ObjectRef<WatchedCloudJob>>,
+    rate: RateLimiter<String, ObjectRef<CachedCloudJob>>,
     /// Requests under way per endpoint, bounded.
     in_flight: InFlight<String>,
     /// How long each job type runs, learned from the CloudJobs seen finishing (the watch) and read by
@@ -115,7 +107,6 @@ impl Shared {
             config,
             credentials: CredentialCache::default(),
             last_written: LastWritten::default(),
-            relevant: RelevantChanges::default(),
             durations: Mutex::default(),
         }
     }
@@ -141,51 +132,19 @@ impl Shared {
     }
 
     /// Drops what is kept for a CloudJob that is gone.
-    fn forget(&self, object: &ObjectRef<WatchedCloudJob>) {
+    fn forget(&self, object: &ObjectRef<CachedCloudJob>) {
         self.backoffs.forget(object);
         self.last_written.forget(object);
-        self.relevant.forget(object);
         self.rate.forget(object);
     }
 
     /// Drops what is kept for every CloudJob for which `alive` is false, and every cached Secret (read
     /// again on the next poll that needs it).
-    fn prune(&self, alive: impl Fn(&ObjectRef<WatchedCloudJob>) -> bool) {
+    fn prune(&self, alive: impl Fn(&ObjectRef<CachedCloudJob>) -> bool) {
         self.backoffs.retain(&alive);
         self.last_written.retain(&alive);
-        self.relevant.retain(&alive);
         self.rate.retain(&alive, std::time::Instant::now());
         self.credentials.clear();
-    }
-}
-
-/// The watch's predicate: per CloudJob (and uid), the hash of what steers polling (generation and the
-/// annotations), so that only a change of it triggers a reconcile. It is kube-runtime's
-/// `predicate_filter` with one difference: an entry is dropped when its CloudJob is deleted (kube's keeps
-/// it until a time-to-live expires, which under churn, 5,000 CloudJobs created and deleted again and
-/// again, grows the operator's memory for as long as that TTL; a short TTL would instead let our own
-/// status writes through as changes once it expired).
-#[derive(Default)]
-struct RelevantChanges(PerObject<(Option<String>, u64)>);
-
-impl RelevantChanges {
-    /// Whether `cj` differs in what steers polling from what was let through last (and remembers it).
-    fn changed(&self, cj: &WatchedCloudJob) -> bool {
-        let Some(hash) = relevant_change(cj) else {
-            return true;
-        };
-        let seen = (cj.uid(), hash);
-        self.0
-            .with(|by_object| by_object.insert(ObjectRef::from_obj(cj), seen.clone()) != Some(seen))
-            .unwrap_or(true)
-    }
-
-    fn forget(&self, object: &ObjectRef<WatchedCloudJob>) {
-        self.0.forget(object);
-    }
-
-    fn retain(&self, keep: impl Fn(&ObjectRef<WatchedCloudJob>) -> bool) {
-        self.0.retain(keep);
     }
 }
 
@@ -194,7 +153,7 @@ impl RelevantChanges {
 /// kept never outgrows the cluster's CloudJobs. A poisoned lock (a panic while it was held) is treated as
 /// empty: nothing kept here is worth stopping the operator for.
 pub(crate) struct PerObject<V> {
-    by_object: Mutex<HashMap<ObjectRef<WatchedCloudJob>, V>>,
+    by_object: Mutex<HashMap<ObjectRef<CachedCloudJob>, V>>,
 }
 
 impl<V> Default for PerObject<V> {
@@ -209,7 +168,7 @@ impl<V> PerObject<V> {
     /// Runs `f` on the map; `None` if the lock is poisoned.
     pub(crate) fn with<R>(
         &self,
-        f: impl FnOnce(&mut HashMap<ObjectRef<WatchedCloudJob>, V>) -> R,
+        f: impl FnOnce(&mut HashMap<ObjectRef<CachedCloudJob>, V>) -> R,
     ) -> Option<R> {
         self.by_object
             .lock()
@@ -217,12 +176,12 @@ impl<V> PerObject<V> {
             .map(|mut by_object| f(&mut by_object))
     }
 
-    pub(crate) fn forget(&self, object: &ObjectRef<WatchedCloudJob>) {
+    pub(crate) fn forget(&self, object: &ObjectRef<CachedCloudJob>) {
         self.with(|by_object| by_object.remove(object));
     }
 
     /// Keeps only the entries of objects for which `keep` is true.
-    pub(crate) fn retain(&self, keep: impl Fn(&ObjectRef<WatchedCloudJob>) -> bool) {
+    pub(crate) fn retain(&self, keep: impl Fn(&ObjectRef<CachedCloudJob>) -> bool) {
         self.with(|by_object| by_object.retain(|object, _| keep(object)));
     }
 
@@ -244,7 +203,7 @@ pub async fn run(shared: Arc<Shared>) {
     } else {
         shared.config.namespaces.iter().cloned().map(Some).collect()
     };
-    let stores: Arc<Mutex<Vec<Store<WatchedCloudJob>>>> = Arc::default();
+    let stores: Arc<Mutex<Vec<Store<CachedCloudJob>>>> = Arc::default();
     let gauges = tokio::spawn(report_phases(shared.metrics.clone(), stores.clone()));
     future::join_all(
         scopes
@@ -258,11 +217,11 @@ pub async fn run(shared: Arc<Shared>) {
 async fn run_scope(
     shared: Arc<Shared>,
     namespace: Option<String>,
-    stores: Arc<Mutex<Vec<Store<WatchedCloudJob>>>>,
+    stores: Arc<Mutex<Vec<Store<CachedCloudJob>>>>,
 ) {
     let client = shared.client.clone();
     // Secrets are watched as metadata only: their resourceVersion says when cached credentials are stale.
-    let (jobs, secrets): (Api<WatchedCloudJob>, Api<PartialObjectMeta<Secret>>) = match &namespace {
+    let (jobs, secrets): (Api<DecodedCloudJob>, Api<PartialObjectMeta<Secret>>) = match &namespace {
         Some(ns) => (
             Api::namespaced(client.clone(), ns),
             Api::namespaced(client, ns),
@@ -274,44 +233,17 @@ async fn run_scope(
         job_watch = job_watch.labels(selector);
     }
 
-    let (job_store, job_writer) = reflector::store();
+    let (job_store, mut job_writer) = reflector::store();
     if let Ok(mut all) = stores.lock() {
         all.push(job_store.clone());
     }
     let watch_shared = shared.clone();
     let cached = job_store.clone();
-    // managedFields are the largest part of an object and never read here: drop them before caching.
+    // Each event is learned from, cached (in the compact form) and, where it changed what steers
+    // polling, passed on to trigger a reconcile.
     let job_stream = with_own_backoff(watcher(jobs, job_watch))
-        .modify(|cj: &mut WatchedCloudJob| cj.managed_fields_mut().clear())
-        .map_ok(move |event| {
-            match &event {
-                // A deleted CloudJob is never reconciled again: drop what is kept for it.
-                watcher::Event::Delete(cj) => watch_shared.forget(&ObjectRef::from_obj(cj)),
-                // Before the cache takes it: a CloudJob seen finished for the first time (absent from the
-                // cache, as all are in the initial list, or unfinished there) teaches its type's duration,
-                // once. A relist finds it already finished in the cache, which keeps its old contents
-                // until the relist is done.
-                watcher::Event::Apply(cj) | watcher::Event::InitApply(cj) => {
-                    if let Ok(now) = &cj.0 {
-                        let before = cached.get(&ObjectRef::from_obj(cj));
-                        let before = before.as_ref().and_then(|b| b.0.as_ref().ok());
-                        if let Some((key, secs)) = durations::newly_finished(before, now) {
-                            watch_shared.learn(key, secs);
-                        }
-                    }
-                }
-                watcher::Event::Init | watcher::Event::InitDone => {}
-            }
-            event
-        })
-        .reflect(job_writer)
-        .applied_objects()
-        // Our own status writes must not trigger a poll: only spec and the annotations that steer
-        // polling do. Scheduled polls come from the requeue, not from watch events.
-        .try_filter({
-            let shared = shared.clone();
-            move |cj| future::ready(shared.relevant.changed(cj))
-        });
+        .map_ok(move |event| cache_event(&watch_shared, &cached, &mut job_writer, event))
+        .try_filter_map(|changed| future::ready(Ok(changed)));
 
     // Only Secrets a CloudJob has read are cached (as parsed credentials); the watch only says when one
     // changed or went away, and which CloudJobs to reconcile when a Secret they wait for appears.
@@ -408,7 +340,7 @@ fn with_own_backoff<K: Send>(
 /// tick also drops what is kept for CloudJobs that are gone without a delete event being seen.
 fn resync_ticks(
     shared: Arc<Shared>,
-    jobs: Store<WatchedCloudJob>,
+    jobs: Store<CachedCloudJob>,
 ) -> impl futures::Stream<Item = ()> + Send {
     let period = shared.config.resync_interval;
     let first = tokio::time::Instant::now() + period;
@@ -430,111 +362,94 @@ fn tokio_stream_interval(
     )
 }
 
-/// Hash of what should trigger a reconcile: the spec (generation) and the polling annotations.
-fn relevant_change(cj: &WatchedCloudJob) -> Option<u64> {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    cj.meta().generation.hash(&mut hasher);
-    for key in [
-        PAUSED_ANNOTATION,
-        RECONCILE_REQUESTED_ANNOTATION,
-        POLL_INTERVAL_ANNOTATION,
-    ] {
-        cj.annotations().get(key).hash(&mut hasher);
+/// Takes one watch event into the cache, and returns the CloudJob it should trigger a reconcile of: one
+/// seen for the first time, or whose spec, uid or polling annotations changed (not our own status
+/// writes; scheduled polls come from the requeue, not from watch events).
+///
+/// Before the cache takes it, a CloudJob seen finished for the first time (absent from the cache, as all
+/// are in the initial list, or unfinished there) teaches its type's duration, once. A relist finds it
+/// already finished in the cache, which keeps its old contents until the relist is done; the relist's
+/// objects trigger only where they changed meanwhile.
+fn cache_event(
+    shared: &Shared,
+    cached: &Store<CachedCloudJob>,
+    writer: &mut reflector::store::Writer<CachedCloudJob>,
+    event: watcher::Event<DecodedCloudJob>,
+) -> Option<CachedCloudJob> {
+    let compact = |decoded: DecodedCloudJob| {
+        let before = cached.get(&key_of(decoded.meta()));
+        if let Ok(now) = &decoded.0 {
+            let was_finished = before.as_ref().is_some_and(|b| b.is_finished());
+            if let Some((key, secs)) = durations::newly_finished(was_finished, now) {
+                shared.learn(key, secs);
+            }
+        }
+        let after = CachedCloudJob::of(decoded);
+        let changed = before.is_none_or(|before| before.steering() != after.steering());
+        (after, changed)
+    };
+    let (cache, trigger) = match event {
+        watcher::Event::Apply(decoded) => {
+            let (after, changed) = compact(decoded);
+            let trigger = changed.then(|| after.clone());
+            (watcher::Event::Apply(after), trigger)
+        }
+        watcher::Event::InitApply(decoded) => {
+            let (after, changed) = compact(decoded);
+            let trigger = changed.then(|| after.clone());
+            (watcher::Event::InitApply(after), trigger)
+        }
+        watcher::Event::Delete(decoded) => {
+            // A deleted CloudJob is never reconciled again: drop what is kept for it.
+            let gone = CachedCloudJob::of(decoded);
+            shared.forget(&ObjectRef::from_obj(&gone));
+            (watcher::Event::Delete(gone), None)
+        }
+        watcher::Event::Init => (watcher::Event::Init, None),
+        watcher::Event::InitDone => {
+            shared.metrics.watch_listed();
+            (watcher::Event::InitDone, None)
+        }
+    };
+    writer.apply_watcher_event(&cache);
+    trigger
+}
+
+/// The cache's key of the CloudJob with `meta`.
+fn key_of(meta: &kube::api::ObjectMeta) -> ObjectRef<CachedCloudJob> {
+    let name = meta.name.as_deref().unwrap_or_default();
+    match &meta.namespace {
+        Some(namespace) => ObjectRef::new(name).within(namespace),
+        None => ObjectRef::new(name),
     }
-    Some(hasher.finish())
 }
 
 /// The CloudJobs whose credentials are in `secret`.
 fn cloudjobs_using(
-    jobs: &Store<WatchedCloudJob>,
+    jobs: &Store<CachedCloudJob>,
     secret: &PartialObjectMeta<Secret>,
-) -> Vec<ObjectRef<WatchedCloudJob>> {
+) -> Vec<ObjectRef<CachedCloudJob>> {
     let (namespace, name) = (secret.namespace(), secret.name_any());
     jobs.state()
         .iter()
-        .filter(|guard| {
-            guard.0.as_ref().is_ok_and(|cj| {
-                cj.namespace() == namespace && cj.spec.credentials_secret_ref.name == name
-            })
-        })
-        .map(|guard| ObjectRef::from_obj(guard.as_ref()))
+        .filter(|cj| cj.namespace() == namespace && cj.polls_with_secret() == Some(name.as_str()))
+        .map(|cj| ObjectRef::from_obj(cj.as_ref()))
         .collect()
 }
 
-async fn report_phases(metrics: Arc<Metrics>, stores: Arc<Mutex<Vec<Store<WatchedCloudJob>>>>) {
+async fn report_phases(metrics: Arc<Metrics>, stores: Arc<Mutex<Vec<Store<CachedCloudJob>>>>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         tick.tick().await;
         let mut counts: HashMap<Option<Phase>, i64> = HashMap::new();
-        let snapshot: Vec<Store<WatchedCloudJob>> =
+        let snapshot: Vec<Store<CachedCloudJob>> =
             stores.lock().map(|s| s.clone()).unwrap_or_default();
         for store in snapshot {
-            for guard in store.state() {
-                let phase = guard
-                    .0
-                    .as_ref()
-                    .ok()
-                    .and_then(|cj| cj.status.as_ref())
-                    .and_then(|s| s.phase);
-                *counts.entry(phase).or_default() += 1;
+            for cj in store.state() {
+                *counts.entry(cj.phase()).or_default() += 1;
             }
         }
         metrics.set_jobs_by_phase(&counts.into_iter().collect::<Vec<_>>());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{crd::CloudJobStatus, test_support::cloudjob};
-
-    fn guarded(cj: CloudJob) -> WatchedCloudJob {
-        DeserializeGuard(Ok(cj))
-    }
-
-    #[test]
-    fn only_changes_that_steer_polling_pass_and_a_deleted_cloudjob_is_forgotten() {
-        let relevant = RelevantChanges::default();
-        let mut cj = cloudjob("a");
-        cj.metadata.uid = Some("uid-1".into());
-        assert!(relevant.changed(&guarded(cj.clone())), "first sight");
-        let mut written = cj.clone();
-        written.status = Some(CloudJobStatus {
-            phase: Some(Phase::Running),
-            ..Default::default()
-        });
-        assert!(!relevant.changed(&guarded(written)), "a status write");
-        let mut edited = cj.clone();
-        edited.metadata.generation = Some(2);
-        assert!(relevant.changed(&guarded(edited.clone())), "a spec edit");
-        let mut recreated = edited.clone();
-        recreated.metadata.uid = Some("uid-2".into());
-        assert!(
-            relevant.changed(&guarded(recreated.clone())),
-            "deleted and created again"
-        );
-        relevant.forget(&ObjectRef::from_obj(&guarded(recreated)));
-        assert_eq!(relevant.0.len(), 0, "nothing kept for a deleted CloudJob");
-    }
-
-    #[test]
-    fn status_writes_do_not_count_as_relevant_changes() {
-        let cj = cloudjob("a");
-        let mut with_status = cj.clone();
-        with_status.status = Some(CloudJobStatus {
-            phase: Some(Phase::Running),
-            ..Default::default()
-        });
-        with_status.metadata.resource_version = Some("99".into());
-        let change = |cj: &CloudJob| relevant_change(&guarded(cj.clone()));
-        assert_eq!(change(&cj), change(&with_status));
-        let mut paused = cj.clone();
-        paused.metadata.annotations =
-            Some([(PAUSED_ANNOTATION.to_string(), "true".to_string())].into());
-        assert_ne!(change(&cj), change(&paused));
-        let mut edited = cj.clone();
-        edited.metadata.generation = Some(2);
-        assert_ne!(change(&cj), change(&edited));
     }
 }
 

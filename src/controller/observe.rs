@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{Api, ResourceExt};
 use tracing::info;
 
-use super::{Context, reconcile::object_ref};
+use super::{CachedCloudJob, Context, reconcile::object_ref};
 use crate::{
     cloud::{
         catalogue,
@@ -32,6 +32,20 @@ pub const API_TIMEOUT: Duration = Duration::from_secs(15);
 pub const ENDPOINT_BUSY_RETRY: Duration = Duration::from_secs(2);
 
 /// One poll of the job, or the problem that prevented it.
+/// The whole CloudJob of `cached`, read from the API server (`None`: it is gone), for a finished one the
+/// cache keeps only in summary.
+pub async fn read_cloudjob(
+    cached: &CachedCloudJob,
+    ctx: &Context,
+) -> Result<Option<CloudJob>, Error> {
+    let namespace = cached.namespace().ok_or(Error::MissingNamespace)?;
+    let api: Api<CloudJob> = Api::namespaced(ctx.shared.client.clone(), &namespace);
+    tokio::time::timeout(API_TIMEOUT, api.get_opt(&cached.name_any()))
+        .await
+        .map_err(|_| Error::Timeout(API_TIMEOUT))?
+        .map_err(Error::CloudJobRead)
+}
+
 pub async fn observe(cj: &CloudJob, ctx: &Context) -> Result<Observation, Error> {
     match poll(cj, ctx).await {
         Ok(job) => Ok(Observation::Job(Box::new(job))),

@@ -14,7 +14,7 @@ use kube::{
 };
 use tracing::{Instrument, info_span, warn};
 
-use super::{Context, PerObject, WatchedCloudJob, apply, observe};
+use super::{CachedCloudJob, Context, PerObject, apply, cache::Cached, observe};
 use crate::{
     crd::CloudJob,
     error::Error,
@@ -22,17 +22,10 @@ use crate::{
 };
 
 /// Reconciles one CloudJob, or reports one that cannot be decoded and leaves it alone.
-pub async fn reconcile(object: Arc<WatchedCloudJob>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let cj = match &object.0 {
-        Ok(cj) => cj,
-        Err(invalid) => {
-            apply::report_invalid(object.as_ref(), invalid, &ctx).await;
-            return Ok(Action::await_change());
-        }
-    };
-    let span = info_span!("reconcile", namespace = cj.namespace().unwrap_or_default(), name = %cj.name_any());
+pub async fn reconcile(object: Arc<CachedCloudJob>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let span = info_span!("reconcile", namespace = object.namespace().unwrap_or_default(), name = %object.name_any());
     let started = Instant::now();
-    let result = reconcile_job(cj, &ctx)
+    let result = reconcile_cached(&object, &ctx)
         .instrument(span)
         .await
         .map(|next| next.map_or_else(Action::await_change, Action::requeue));
@@ -43,8 +36,43 @@ pub async fn reconcile(object: Arc<WatchedCloudJob>, ctx: Arc<Context>) -> Resul
     result
 }
 
+/// The reconcile of a cached CloudJob: the whole CloudJob from the cache (with the status this
+/// operator wrote last if the cache does not show it yet) or, for a finished one whose bookkeeping is
+/// due, from the API server; nothing for a finished one that is settled.
+async fn reconcile_cached(
+    object: &CachedCloudJob,
+    ctx: &Context,
+) -> Result<Option<Duration>, Error> {
+    let key = ObjectRef::from_obj(object);
+    let written = ctx.shared.last_written.ahead_of_cache(object, &key);
+    let cj = match (object.for_reconcile(), written) {
+        (Cached::Invalid(error), _) => {
+            apply::report_invalid(object, error, ctx).await;
+            return Ok(None);
+        }
+        (Cached::Whole(mut cj), written) => {
+            if written.is_some() {
+                cj.status = written;
+            }
+            cj
+        }
+        (Cached::Settled, None) => {
+            ctx.shared.backoffs.forget(&key);
+            return Ok(None);
+        }
+        (Cached::ReadFirst, _) | (Cached::Settled, Some(_)) => {
+            match observe::read_cloudjob(object, ctx).await? {
+                Some(cj) => Box::new(cj),
+                // Deleted meanwhile: its delete event follows.
+                None => return Ok(None),
+            }
+        }
+    };
+    reconcile_job(&cj, ctx).await
+}
+
 /// A reconcile that failed against the Kubernetes API is retried with the object's back-off.
-pub fn error_policy(object: Arc<WatchedCloudJob>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(object: Arc<CachedCloudJob>, error: &Error, ctx: Arc<Context>) -> Action {
     let delay = ctx
         .shared
         .backoffs
@@ -55,13 +83,6 @@ pub fn error_policy(object: Arc<WatchedCloudJob>, error: &Error, ctx: Arc<Contex
 
 /// The reconcile of a decoded CloudJob: when to reconcile it again (`None`: on its next change).
 async fn reconcile_job(cj: &CloudJob, ctx: &Context) -> Result<Option<Duration>, Error> {
-    // After a watch gap the cache can hold a status older than the one this operator last wrote; planning
-    // from it would announce the same transitions again.
-    let fresher = ctx
-        .shared
-        .last_written
-        .fresher_than_cache(cj, &object_ref(cj));
-    let cj = fresher.as_ref().unwrap_or(cj);
     let observation = if plan::needs_poll(cj) {
         observe::observe(cj, ctx).await?
     } else {
@@ -112,12 +133,8 @@ fn next_delay(cj: &CloudJob, next: Next, ctx: &Context) -> Option<Duration> {
 }
 
 /// The key of `cj` in the controller's queue and in [`Backoffs`].
-pub fn object_ref(cj: &CloudJob) -> ObjectRef<WatchedCloudJob> {
-    let name = cj.name_any();
-    match cj.namespace() {
-        Some(namespace) => ObjectRef::new(&name).within(&namespace),
-        None => ObjectRef::new(&name),
-    }
+pub fn object_ref(cj: &CloudJob) -> ObjectRef<CachedCloudJob> {
+    super::key_of(&cj.metadata)
 }
 
 /// Per-object error back-off: grows with each failure in a row, forgotten on success and on deletion
@@ -138,7 +155,7 @@ impl Backoffs {
     }
 
     /// The delay before the next retry of `object`, longer each time.
-    pub fn next(&self, object: &ObjectRef<WatchedCloudJob>) -> Duration {
+    pub fn next(&self, object: &ObjectRef<CachedCloudJob>) -> Duration {
         let (min, max) = (self.min, self.max);
         self.by_object
             .with(|by_object| {
@@ -159,12 +176,12 @@ impl Backoffs {
             .unwrap_or(max)
     }
 
-    pub fn forget(&self, object: &ObjectRef<WatchedCloudJob>) {
+    pub fn forget(&self, object: &ObjectRef<CachedCloudJob>) {
         self.by_object.forget(object);
     }
 
     /// Keeps only the back-offs of objects for which `keep` is true.
-    pub fn retain(&self, keep: impl Fn(&ObjectRef<WatchedCloudJob>) -> bool) {
+    pub fn retain(&self, keep: impl Fn(&ObjectRef<CachedCloudJob>) -> bool) {
         self.by_object.retain(keep);
     }
 
@@ -253,6 +270,52 @@ mod tests {
         assert_eq!(stats.by_http_status.get(&200), Some(&1));
     }
 
+    #[tokio::test]
+    async fn a_finished_cloudjob_costs_no_request_until_its_bookkeeping_is_due_then_is_read_whole()
+    {
+        let mut done = cloudjob("a");
+        done.metadata.generation = Some(1);
+        done.status = Some(crate::crd::CloudJobStatus {
+            phase: Some(crate::crd::Phase::Succeeded),
+            observed_generation: Some(1),
+            job_status: Some("SUCCESS".into()),
+            progress: Some(100),
+            ..Default::default()
+        });
+        let (ctx, mut api) = mock::context();
+        let cached = |cj: &CloudJob| Arc::new(CachedCloudJob::of(DeserializeGuard(Ok(cj.clone()))));
+
+        // Settled: answered from the cache alone (the mock would hang on any request).
+        let settled = reconcile(cached(&done), ctx.clone())
+            .await
+            .expect("reconciled");
+        assert_eq!(settled, Action::await_change());
+
+        // Its spec edited: the cache keeps only a summary, so the whole object is read, then the
+        // bookkeeping written from it, the rest of the status (jobStatus, progress) as it was.
+        let mut edited = done.clone();
+        edited.metadata.generation = Some(2);
+        let task = tokio::spawn(reconcile(cached(&edited), ctx.clone()));
+        let (method, uri, _, send) = mock::next_request(&mut api).await;
+        assert_eq!(
+            (method, uri.as_str()),
+            (
+                Method::GET,
+                "/apis/cloudjob.io/v1alpha1/namespaces/ns/cloudjobs/a"
+            )
+        );
+        mock::respond(send, 200, serde_json::to_value(&edited).expect("json"));
+        let (method, uri, body, send) = mock::next_request(&mut api).await;
+        assert_eq!(method, Method::PATCH);
+        assert!(uri.contains("/cloudjobs/a/status"), "{uri}");
+        assert_eq!(body["status"]["observedGeneration"], 2, "{body}");
+        assert_eq!(body["status"]["jobStatus"], "SUCCESS", "{body}");
+        assert_eq!(body["status"]["progress"], 100, "{body}");
+        mock::respond(send, 200, serde_json::to_value(&edited).expect("json"));
+        let after = task.await.expect("task").expect("reconciled");
+        assert_eq!(after, Action::await_change());
+    }
+
     /// Answers the Secret read of a reconcile with the simulator's credentials.
     async fn serve_secret(api: &mut mock::ApiHandle) {
         let (method, uri, _, send) = mock::next_request(api).await;
@@ -277,7 +340,9 @@ mod tests {
         let reconcile_stale = || {
             let ctx = ctx.clone();
             let cj = stale.clone();
-            tokio::spawn(async move { reconcile(Arc::new(DeserializeGuard(Ok(cj))), ctx).await })
+            tokio::spawn(async move {
+                reconcile(Arc::new(CachedCloudJob::of(DeserializeGuard(Ok(cj)))), ctx).await
+            })
         };
 
         let first = reconcile_stale();
@@ -324,7 +389,7 @@ mod tests {
         }));
         let task = tokio::spawn({
             let ctx = ctx.clone();
-            async move { reconcile(Arc::new(invalid), ctx).await }
+            async move { reconcile(Arc::new(CachedCloudJob::of(invalid)), ctx).await }
         });
         let (method, uri, body, send) = mock::next_request(&mut api).await;
         assert_eq!(method, Method::POST);
@@ -392,7 +457,7 @@ mod tests {
         );
     }
 
-    fn key(name: &str) -> ObjectRef<WatchedCloudJob> {
+    fn key(name: &str) -> ObjectRef<CachedCloudJob> {
         ObjectRef::new(name).within("ns")
     }
 

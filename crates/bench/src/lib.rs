@@ -14,6 +14,7 @@ pub mod operator;
 pub mod report;
 pub mod results;
 pub mod run;
+pub mod scale;
 pub mod setup;
 pub mod stats;
 pub mod svg;

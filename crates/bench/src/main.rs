@@ -5,6 +5,7 @@
 //! cargo run --release -p cloudjob-bench -- --jobs 100,1000 --out bench-results
 //! cargo run --release -p cloudjob-bench -- --workload typed --jobs 1000 --time-scale 1
 //! cargo run --release -p cloudjob-bench -- --workload typed --jobs 1000 --virtual
+//! cargo run --release -p cloudjob-bench -- --scale --jobs 100000
 //! ```
 
 use std::{path::PathBuf, time::Duration};
@@ -15,7 +16,7 @@ use cloudjob_bench::{
     BenchConfig, DEFAULT_CONCURRENCY, DEFAULT_HISTORY_PER_TYPE, DEFAULT_RATE_LIMIT,
     DEFAULT_RATE_LIMIT_BURST, DEFAULT_TIME_SCALE, Mode, Policy, Workload, operator,
     report::{self, BenchResults, Machine},
-    run_n,
+    run_n, scale,
     svg::{self, FrontierPoint},
     virtual_time::{self, VirtualPolicy},
     workload,
@@ -85,6 +86,20 @@ struct Args {
     /// print their frontier (seconds for 1,000 jobs; the figures leave out reconcile and write latency).
     #[arg(long = "virtual")]
     virtual_time: bool,
+
+    /// The memory scale run instead of the polling benchmark: for each N of --jobs, N CloudJobs (most
+    /// finished, --running of them running), the operator's RSS after its initial list, a relist and a
+    /// quiet minute, and its requests to kube-apiserver (`crates/bench/src/scale.rs`).
+    #[arg(long)]
+    scale: bool,
+
+    /// With --scale: how many of the CloudJobs are for jobs still running (default: 1 %).
+    #[arg(long)]
+    running: Option<usize>,
+
+    /// With --scale: more operator arguments, e.g. `--operator-arg=--some-flag --operator-arg=value`.
+    #[arg(long = "operator-arg", allow_hyphen_values = true)]
+    operator_args: Vec<String>,
 
     /// Seconds to watch for requests to terminal jobs after restarting the operator.
     #[arg(long, default_value_t = 15)]
@@ -159,6 +174,9 @@ async fn main() -> anyhow::Result<()> {
         Ok,
     )?;
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    if args.scale {
+        return scale(&args, operator_bin, out).await;
+    }
     let cfg = BenchConfig {
         time_scale: args.time_scale,
         workload: args.workload,
@@ -294,6 +312,33 @@ fn replay(args: &Args, policies: &[Policy]) -> anyhow::Result<()> {
     std::fs::create_dir_all(&out)?;
     std::fs::write(out.join("virtual-frontier.svg"), svg::frontier(&panels))?;
     eprintln!("plot: {}/virtual-frontier.svg", out.display());
+    Ok(())
+}
+
+/// The scale runs: one per N, each on its own control plane; `scale-N.json` and the table.
+async fn scale(args: &Args, operator_bin: PathBuf, out: PathBuf) -> anyhow::Result<()> {
+    for &n in &args.jobs {
+        let cfg = scale::ScaleConfig {
+            operator_bin: operator_bin.clone(),
+            out: out.clone(),
+            cloudjobs: n,
+            running: args.running.unwrap_or(n / 100),
+            seed: args.seed,
+            create_concurrency: 32,
+            operator_args: args.operator_args.clone(),
+            steady: Duration::from_secs(60),
+        };
+        let result = scale::scale_run(&cfg).await?;
+        let json = serde_json::json!({
+            "command": std::env::args().collect::<Vec<_>>().join(" "),
+            "machine": Machine::current(),
+            "result": result,
+        });
+        let path = out.join(format!("scale-{n}.json"));
+        std::fs::write(&path, serde_json::to_string_pretty(&json)?)?;
+        println!("\nN = {n}, scale run:\n{}", scale::table(&result));
+        eprintln!("results: {}", path.display());
+    }
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! Apply: carries a plan out. Writes the status (server-side apply, one field manager) only when it
 //! differs from the one the CloudJob has, then publishes the plan's events.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use k8s_openapi::{api::core::v1::ConfigMap, apimachinery::pkg::apis::meta::v1::ObjectMeta};
 
@@ -100,13 +100,36 @@ impl LastWritten {
         })?
     }
 
+    /// Drops the entry of `cached` once the cache shows what was written (the watch brought the write
+    /// back), so that a CloudJob this operator finished does not keep its whole status here.
+    pub fn caught_up(&self, cached: &CachedCloudJob) {
+        let object = ObjectRef::from_obj(cached);
+        self.0.with(|by_object| {
+            if by_object
+                .get(&object)
+                .is_some_and(|w| w.uid == cached.uid() && cached.shows(&w.status))
+            {
+                by_object.remove(&object);
+            }
+        });
+    }
+
     pub fn forget(&self, object: &ObjectRef<CachedCloudJob>) {
         self.0.forget(object);
     }
 
-    /// Keeps only the entries of objects for which `keep` is true.
-    pub fn retain(&self, keep: impl Fn(&ObjectRef<CachedCloudJob>) -> bool) {
-        self.0.retain(keep);
+    /// Keeps only the entries of CloudJobs still cached (by `cached`) that the cache does not show yet:
+    /// a write whose watch event came before it was remembered is dropped here.
+    pub fn prune(
+        &self,
+        cached: impl Fn(&ObjectRef<CachedCloudJob>) -> Option<Arc<CachedCloudJob>>,
+    ) {
+        self.0.with(|by_object| {
+            by_object.retain(|object, written| {
+                cached(object)
+                    .is_some_and(|c| !(c.uid() == written.uid && c.shows(&written.status)))
+            })
+        });
     }
 }
 
@@ -268,6 +291,38 @@ mod tests {
     };
     use http::Method;
     use serde_json::json;
+
+    #[test]
+    fn a_written_status_is_kept_only_until_the_cache_shows_it() {
+        let last_written = LastWritten::default();
+        let mut cj = cloudjob("a");
+        cj.metadata.uid = Some("uid-1".into());
+        let finished = CloudJobStatus {
+            phase: Some(crate::crd::Phase::Succeeded),
+            observed_generation: Some(1),
+            job_status: Some("SUCCESS".into()),
+            ..Default::default()
+        };
+        last_written.remember(&cj, &finished);
+        let cached =
+            |cj: &CloudJob| CachedCloudJob::of(kube::core::DeserializeGuard(Ok(cj.clone())));
+
+        let behind = cached(&cj);
+        last_written.caught_up(&behind);
+        assert_eq!(
+            last_written.0.len(),
+            1,
+            "the cache does not show the write yet"
+        );
+        assert_eq!(
+            last_written.ahead_of_cache(&behind, &ObjectRef::from_obj(&behind)),
+            Some(finished.clone())
+        );
+
+        cj.status = Some(finished);
+        last_written.caught_up(&cached(&cj));
+        assert_eq!(last_written.0.len(), 0, "shown by the cache, dropped");
+    }
 
     /// The plan after seeing `cj`'s job running with a task: status Running, events Started and TaskChanged.
     fn running(cj: &CloudJob) -> Plan {

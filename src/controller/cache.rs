@@ -6,9 +6,11 @@
 //! `lastHandledReconcileAt` (bookkeeping). So a finished one is kept as those few fields; the
 //! reconcile that finds bookkeeping due reads the whole object from the API server first. An unfinished
 //! one keeps its spec and status, which the plan reads whole. Every one keeps only the metadata the
-//! controller reads (name, namespace, uid, resourceVersion, generation, creation and deletion time, the
-//! annotations that steer polling); labels, other annotations (kubectl's last-applied copy among them),
-//! owner references and managedFields are dropped. Measured with `cloudjob-bench --scale` (README,
+//! controller reads (name, namespace, uid, generation, creation and deletion time, the annotations that
+//! steer polling); the resourceVersion (status is written by server-side apply, which needs none),
+//! labels, other annotations (kubectl's last-applied copy among them), owner references and
+//! managedFields are dropped. A finished CloudJob that is settled is not even reconciled when it is
+//! first seen (at start, in the initial list): there is nothing to do for it. Measured with `cloudjob-bench --scale` (README,
 //! Performance).
 
 use std::borrow::Cow;
@@ -144,6 +146,11 @@ impl CachedCloudJob {
         }
     }
 
+    /// Whether a reconcile would find nothing to do: finished, its bookkeeping not due.
+    pub fn is_settled(&self) -> bool {
+        matches!(&self.kept, Kept::Finished(finished) if !self.bookkeeping_due(finished))
+    }
+
     pub fn is_finished(&self) -> bool {
         matches!(self.kept, Kept::Finished(_))
     }
@@ -193,7 +200,6 @@ fn trimmed(meta: ObjectMeta) -> ObjectMeta {
         name: meta.name,
         namespace: meta.namespace,
         uid: meta.uid,
-        resource_version: meta.resource_version,
         generation: meta.generation,
         creation_timestamp: meta.creation_timestamp,
         deletion_timestamp: meta.deletion_timestamp,
@@ -266,6 +272,7 @@ mod tests {
     fn only_the_metadata_the_controller_reads_is_kept() {
         let mut cj = cloudjob("a");
         cj.metadata.uid = Some("uid-1".into());
+        cj.metadata.resource_version = Some("42".into());
         cj.metadata.labels = Some([("team".to_string(), "x".to_string())].into());
         cj.metadata.annotations = Some(
             [
@@ -284,6 +291,7 @@ mod tests {
             Some([(PAUSED_ANNOTATION.to_string(), "true".to_string())].into())
         );
         assert_eq!(kept.metadata.uid.as_deref(), Some("uid-1"));
+        assert_eq!(kept.metadata.resource_version, None);
         let Cached::Whole(whole) = kept.for_reconcile() else {
             panic!("an unfinished CloudJob is planned from whole");
         };
@@ -299,6 +307,7 @@ mod tests {
         assert_eq!(kept.phase(), Some(Phase::Succeeded));
         assert_eq!(kept.polls_with_secret(), None);
         assert!(matches!(kept.for_reconcile(), Cached::Settled));
+        assert!(kept.is_settled());
 
         let mut edited = cj.clone();
         edited.metadata.generation = Some(2);

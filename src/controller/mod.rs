@@ -140,9 +140,10 @@ impl Shared {
 
     /// Drops what is kept for every CloudJob for which `alive` is false, and every cached Secret (read
     /// again on the next poll that needs it).
-    fn prune(&self, alive: impl Fn(&ObjectRef<CachedCloudJob>) -> bool) {
-        self.backoffs.retain(&alive);
-        self.last_written.retain(&alive);
+    fn prune(&self, jobs: &Store<CachedCloudJob>) {
+        let alive = |object: &ObjectRef<CachedCloudJob>| jobs.get(object).is_some();
+        self.backoffs.retain(alive);
+        self.last_written.prune(|object| jobs.get(object));
         self.rate.retain(&alive, std::time::Instant::now());
         self.credentials.clear();
     }
@@ -345,7 +346,7 @@ fn resync_ticks(
     let period = shared.config.resync_interval;
     let first = tokio::time::Instant::now() + period;
     tokio_stream_interval(first, period).map(move |()| {
-        shared.prune(|object| jobs.get(object).is_some());
+        shared.prune(&jobs);
     })
 }
 
@@ -364,7 +365,8 @@ fn tokio_stream_interval(
 
 /// Takes one watch event into the cache, and returns the CloudJob it should trigger a reconcile of: one
 /// seen for the first time, or whose spec, uid or polling annotations changed (not our own status
-/// writes; scheduled polls come from the requeue, not from watch events).
+/// writes; scheduled polls come from the requeue, not from watch events), unless it is finished and
+/// settled.
 ///
 /// Before the cache takes it, a CloudJob seen finished for the first time (absent from the cache, as all
 /// are in the initial list, or unfinished there) teaches its type's duration, once. A relist finds it
@@ -385,7 +387,11 @@ fn cache_event(
             }
         }
         let after = CachedCloudJob::of(decoded);
-        let changed = before.is_none_or(|before| before.steering() != after.steering());
+        shared.last_written.caught_up(&after);
+        // A settled finished CloudJob has nothing to reconcile, also when first seen: at start, the
+        // bulk of a long-lived cluster's CloudJobs costs no reconcile at all.
+        let changed = !after.is_settled()
+            && before.is_none_or(|before| before.steering() != after.steering());
         (after, changed)
     };
     let (cache, trigger) = match event {

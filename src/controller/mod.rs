@@ -234,16 +234,21 @@ async fn run_scope(
         job_watch = job_watch.labels(selector);
     }
 
-    let (job_store, mut job_writer) = reflector::store();
+    let (job_store, writer) = reflector::store();
     if let Ok(mut all) = stores.lock() {
         all.push(job_store.clone());
     }
-    let watch_shared = shared.clone();
-    let cached = job_store.clone();
+    let mut cache = CacheWriter {
+        shared: shared.clone(),
+        cached: job_store.clone(),
+        writer,
+        listed: false,
+        relisted: None,
+    };
     // Each event is learned from, cached (in the compact form) and, where it changed what steers
     // polling, passed on to trigger a reconcile.
     let job_stream = with_own_backoff(watcher(jobs, job_watch))
-        .map_ok(move |event| cache_event(&watch_shared, &cached, &mut job_writer, event))
+        .map_ok(move |event| cache.take(event))
         .try_filter_map(|changed| future::ready(Ok(changed)));
 
     // Only Secrets a CloudJob has read are cached (as parsed credentials); the watch only says when one
@@ -363,62 +368,117 @@ fn tokio_stream_interval(
     )
 }
 
-/// Takes one watch event into the cache, and returns the CloudJob it should trigger a reconcile of: one
-/// seen for the first time, or whose spec, uid or polling annotations changed (not our own status
-/// writes; scheduled polls come from the requeue, not from watch events), unless it is finished and
-/// settled.
+/// The writing side of the CloudJob cache: takes the watch's events in, in the compact form.
 ///
-/// Before the cache takes it, a CloudJob seen finished for the first time (absent from the cache, as all
-/// are in the initial list, or unfinished there) teaches its type's duration, once. A relist finds it
-/// already finished in the cache, which keeps its old contents until the relist is done; the relist's
-/// objects trigger only where they changed meanwhile.
-fn cache_event(
-    shared: &Shared,
-    cached: &Store<CachedCloudJob>,
-    writer: &mut reflector::store::Writer<CachedCloudJob>,
-    event: watcher::Event<DecodedCloudJob>,
-) -> Option<CachedCloudJob> {
-    let compact = |decoded: DecodedCloudJob| {
-        let before = cached.get(&key_of(decoded.meta()));
+/// The initial list fills the cache the way kube-runtime's reflector does (buffered, then swapped in,
+/// which makes the cache ready). A relist (after a watch expiry) is applied in place instead: each
+/// object listed replaces its old entry, and at the end the entries the relist did not list are deleted.
+/// The reflector's own way would hold the old cache and the whole new list side by side until the list
+/// is done, doubling the memory at the moment a large cluster relists.
+struct CacheWriter {
+    shared: Arc<Shared>,
+    cached: Store<CachedCloudJob>,
+    writer: reflector::store::Writer<CachedCloudJob>,
+    /// Whether the initial list is done (the cache is ready).
+    listed: bool,
+    /// During a relist: the CloudJobs listed so far.
+    relisted: Option<std::collections::HashSet<ObjectRef<CachedCloudJob>>>,
+}
+
+impl CacheWriter {
+    /// Takes one watch event into the cache, and returns the CloudJob it should trigger a reconcile of:
+    /// one seen for the first time, or whose spec, uid or polling annotations changed (not our own
+    /// status writes; scheduled polls come from the requeue, not from watch events), unless it is
+    /// finished and settled.
+    fn take(&mut self, event: watcher::Event<DecodedCloudJob>) -> Option<CachedCloudJob> {
+        match event {
+            watcher::Event::Apply(decoded) => self.put(decoded),
+            watcher::Event::InitApply(decoded) if self.listed => {
+                if let Some(seen) = &mut self.relisted {
+                    seen.insert(key_of(decoded.meta()));
+                }
+                self.put(decoded)
+            }
+            watcher::Event::InitApply(decoded) => {
+                let (after, changed) = self.compact(decoded);
+                let trigger = changed.then(|| after.clone());
+                self.writer
+                    .apply_watcher_event(&watcher::Event::InitApply(after));
+                trigger
+            }
+            watcher::Event::Delete(decoded) => {
+                let gone = CachedCloudJob::of(decoded);
+                self.delete(gone);
+                None
+            }
+            watcher::Event::Init if self.listed => {
+                self.relisted = Some(Default::default());
+                None
+            }
+            watcher::Event::Init => {
+                self.writer.apply_watcher_event(&watcher::Event::Init);
+                None
+            }
+            watcher::Event::InitDone if self.listed => {
+                let seen = self.relisted.take().unwrap_or_default();
+                for unseen in self
+                    .cached
+                    .state()
+                    .into_iter()
+                    .filter(|cj| !seen.contains(&ObjectRef::from_obj(cj.as_ref())))
+                {
+                    self.delete(unseen.as_ref().clone());
+                }
+                self.shared.metrics.watch_listed();
+                None
+            }
+            watcher::Event::InitDone => {
+                self.writer.apply_watcher_event(&watcher::Event::InitDone);
+                self.listed = true;
+                self.shared.metrics.watch_listed();
+                None
+            }
+        }
+    }
+
+    /// Caches a CloudJob that was created or changed.
+    fn put(&mut self, decoded: DecodedCloudJob) -> Option<CachedCloudJob> {
+        let (after, changed) = self.compact(decoded);
+        let trigger = changed.then(|| after.clone());
+        self.writer
+            .apply_watcher_event(&watcher::Event::Apply(after));
+        trigger
+    }
+
+    /// Drops a CloudJob that is gone, and what is kept for it: it is never reconciled again.
+    fn delete(&mut self, gone: CachedCloudJob) {
+        self.shared.forget(&ObjectRef::from_obj(&gone));
+        self.writer
+            .apply_watcher_event(&watcher::Event::Delete(gone));
+    }
+
+    /// The cached form of `decoded`, and whether it should trigger a reconcile.
+    ///
+    /// Before the cache takes it, a CloudJob seen finished for the first time (absent from the cache, as
+    /// all are in the initial list, or unfinished there) teaches its type's duration, once. A relist
+    /// finds it already finished in the cache, so it teaches nothing again, and triggers only where it
+    /// changed meanwhile.
+    fn compact(&self, decoded: DecodedCloudJob) -> (CachedCloudJob, bool) {
+        let before = self.cached.get(&key_of(decoded.meta()));
         if let Ok(now) = &decoded.0 {
             let was_finished = before.as_ref().is_some_and(|b| b.is_finished());
             if let Some((key, secs)) = durations::newly_finished(was_finished, now) {
-                shared.learn(key, secs);
+                self.shared.learn(key, secs);
             }
         }
         let after = CachedCloudJob::of(decoded);
-        shared.last_written.caught_up(&after);
+        self.shared.last_written.caught_up(&after);
         // A settled finished CloudJob has nothing to reconcile, also when first seen: at start, the
         // bulk of a long-lived cluster's CloudJobs costs no reconcile at all.
         let changed = !after.is_settled()
             && before.is_none_or(|before| before.steering() != after.steering());
         (after, changed)
-    };
-    let (cache, trigger) = match event {
-        watcher::Event::Apply(decoded) => {
-            let (after, changed) = compact(decoded);
-            let trigger = changed.then(|| after.clone());
-            (watcher::Event::Apply(after), trigger)
-        }
-        watcher::Event::InitApply(decoded) => {
-            let (after, changed) = compact(decoded);
-            let trigger = changed.then(|| after.clone());
-            (watcher::Event::InitApply(after), trigger)
-        }
-        watcher::Event::Delete(decoded) => {
-            // A deleted CloudJob is never reconciled again: drop what is kept for it.
-            let gone = CachedCloudJob::of(decoded);
-            shared.forget(&ObjectRef::from_obj(&gone));
-            (watcher::Event::Delete(gone), None)
-        }
-        watcher::Event::Init => (watcher::Event::Init, None),
-        watcher::Event::InitDone => {
-            shared.metrics.watch_listed();
-            (watcher::Event::InitDone, None)
-        }
-    };
-    writer.apply_watcher_event(&cache);
-    trigger
+    }
 }
 
 /// The cache's key of the CloudJob with `meta`.
@@ -456,6 +516,93 @@ async fn report_phases(metrics: Arc<Metrics>, stores: Arc<Mutex<Vec<Store<Cached
             }
         }
         metrics.set_jobs_by_phase(&counts.into_iter().collect::<Vec<_>>());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        crd::{CloudJob, CloudJobStatus},
+        test_support::cloudjob,
+    };
+    use kube::core::DeserializeGuard;
+
+    fn decoded(name: &str, phase: Option<Phase>) -> DecodedCloudJob {
+        let mut cj: CloudJob = cloudjob(name);
+        cj.metadata.generation = Some(1);
+        cj.status = phase.map(|phase| CloudJobStatus {
+            phase: Some(phase),
+            observed_generation: Some(1),
+            ..Default::default()
+        });
+        DeserializeGuard(Ok(cj))
+    }
+
+    fn names(triggered: Vec<Option<CachedCloudJob>>) -> Vec<String> {
+        triggered
+            .into_iter()
+            .flatten()
+            .map(|cj| cj.name_any())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_relist_updates_the_cache_in_place_and_triggers_only_what_changed() {
+        let (ctx, _api) = mock::context();
+        let (store, writer) = reflector::store();
+        let mut cache = CacheWriter {
+            shared: ctx.shared.clone(),
+            cached: store.clone(),
+            writer,
+            listed: false,
+            relisted: None,
+        };
+        let initial = [
+            watcher::Event::Init,
+            watcher::Event::InitApply(decoded("running", Some(Phase::Running))),
+            watcher::Event::InitApply(decoded("new", None)),
+            watcher::Event::InitApply(decoded("done", Some(Phase::Succeeded))),
+            watcher::Event::InitDone,
+        ];
+        let triggered = names(initial.into_iter().map(|e| cache.take(e)).collect());
+        assert_eq!(
+            triggered,
+            ["running", "new"],
+            "a settled finished CloudJob is not reconciled"
+        );
+        assert_eq!(store.state().len(), 3);
+
+        // The relist after a watch expiry: "done" was deleted meanwhile, "new" started running, and
+        // "running" is as it was.
+        let mut sizes = Vec::new();
+        let mut triggered = Vec::new();
+        for event in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(decoded("running", Some(Phase::Running))),
+            watcher::Event::InitApply(decoded("new", Some(Phase::Running))),
+            watcher::Event::InitDone,
+        ] {
+            triggered.push(cache.take(event));
+            let new = store.get(&ObjectRef::new("new").within("ns"));
+            sizes.push((store.state().len(), new.and_then(|cj| cj.phase())));
+        }
+        assert_eq!(
+            names(triggered),
+            Vec::<String>::new(),
+            "no spec or annotation changed"
+        );
+        let running = Some(Phase::Running);
+        assert_eq!(
+            sizes,
+            [(3, None), (3, None), (3, running), (2, running)],
+            "updated in place as listed; the unlisted one is gone at the end"
+        );
+        let metrics = ctx.shared.metrics.encode().expect("metrics");
+        assert!(
+            metrics.contains("cloudjob_watch_lists_total 2"),
+            "{metrics}"
+        );
     }
 }
 

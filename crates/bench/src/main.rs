@@ -97,6 +97,10 @@ struct Args {
     #[arg(long)]
     running: Option<usize>,
 
+    /// With --scale: every CloudJob's endpoint refuses connections (the failure storm).
+    #[arg(long)]
+    endpoint_down: bool,
+
     /// With --scale: more operator arguments, e.g. `--operator-arg=--some-flag --operator-arg=value`.
     #[arg(long = "operator-arg", allow_hyphen_values = true)]
     operator_args: Vec<String>,
@@ -327,6 +331,7 @@ async fn scale(args: &Args, operator_bin: PathBuf, out: PathBuf) -> anyhow::Resu
             create_concurrency: 32,
             operator_args: args.operator_args.clone(),
             steady: Duration::from_secs(60),
+            endpoint_down: args.endpoint_down,
         };
         let result = scale::scale_run(&cfg).await?;
         let json = serde_json::json!({
@@ -334,7 +339,10 @@ async fn scale(args: &Args, operator_bin: PathBuf, out: PathBuf) -> anyhow::Resu
             "machine": Machine::current(),
             "result": result,
         });
-        let path = out.join(format!("scale-{n}.json"));
+        let path = out.join(format!(
+            "scale-{n}{}.json",
+            if args.endpoint_down { "-down" } else { "" }
+        ));
         std::fs::write(&path, serde_json::to_string_pretty(&json)?)?;
         println!("\nN = {n}, scale run:\n{}", scale::table(&result));
         eprintln!("results: {}", path.display());

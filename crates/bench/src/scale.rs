@@ -58,6 +58,9 @@ pub struct ScaleConfig {
     pub operator_args: Vec<String>,
     /// The quiet time measured as steady state.
     pub steady: Duration,
+    /// Point every CloudJob at an endpoint that refuses connections (a failure storm) instead of the
+    /// simulators.
+    pub endpoint_down: bool,
 }
 
 /// What a scale run found. Memory in MiB, as /proc/PID/status says (VmRSS, VmHWM).
@@ -66,7 +69,8 @@ pub struct ScaleResult {
     pub cloudjobs: usize,
     pub running: usize,
     pub create_secs: f64,
-    /// From the first creation until every CloudJob had a phase.
+    pub endpoint_down: bool,
+    /// From the first creation until every CloudJob had a status from the operator.
     pub fill_secs: f64,
     pub base_rss_mib: f64,
     pub fill_peak_mib: f64,
@@ -94,6 +98,7 @@ pub async fn scale_run(cfg: &ScaleConfig) -> anyhow::Result<ScaleResult> {
     let mut result = ScaleResult {
         cloudjobs: n,
         running,
+        endpoint_down: cfg.endpoint_down,
         ..ScaleResult::default()
     };
     eprintln!("[scale] starting a control plane for {n} CloudJobs ({running} running)");
@@ -105,7 +110,18 @@ pub async fn scale_run(cfg: &ScaleConfig) -> anyhow::Result<ScaleResult> {
     for service in Service::ALL {
         sims.insert(service, Simulator::start(SimConfig::default()).await?);
     }
-    let jobs = scale_jobs(n, running, cfg.seed, &sims)?;
+    // A port nothing listens on: every poll is refused (bound, then closed again).
+    let down = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let endpoint = |service: Service| {
+        if cfg.endpoint_down {
+            Ok(format!("http://{down}"))
+        } else {
+            sims.get(&service)
+                .map(|sim| sim.endpoint(service))
+                .with_context(|| format!("no simulator for {service}"))
+        }
+    };
+    let jobs = scale_jobs(n, running, cfg.seed, endpoint)?;
 
     let log = cfg.out.join(format!("operator-scale-{n}.log"));
     let _ = std::fs::remove_file(&log);
@@ -114,7 +130,7 @@ pub async fn scale_run(cfg: &ScaleConfig) -> anyhow::Result<ScaleResult> {
     result.base_rss_mib = rss_mib(&operator)?;
     eprintln!("[scale] base: {:.1} MiB", result.base_rss_mib);
 
-    let phases = watch_phases(&client);
+    let observed = watch_observed(&client);
     let requests = apiserver_requests(&client).await?;
     let started = Instant::now();
     let api: Api<CloudJob> = Api::namespaced(client.clone(), NAMESPACE);
@@ -133,12 +149,12 @@ pub async fn scale_run(cfg: &ScaleConfig) -> anyhow::Result<ScaleResult> {
         .await?;
     result.create_secs = started.elapsed().as_secs_f64();
     eprintln!("[scale] created in {:.0} s", result.create_secs);
-    phases.wait_all_phased(n).await?;
+    observed.wait_all_observed(n).await?;
     result.fill_secs = started.elapsed().as_secs_f64();
     result.fill_peak_mib = peak_mib(&operator)?;
     result.requests_per_cloudjob_fill = (apiserver_requests(&client).await? - requests) / n as f64;
     eprintln!(
-        "[scale] every CloudJob has a phase after {:.0} s; peak {:.1} MiB",
+        "[scale] every CloudJob has a status after {:.0} s; peak {:.1} MiB",
         result.fill_secs, result.fill_peak_mib
     );
 
@@ -196,10 +212,19 @@ pub fn table(r: &ScaleResult) -> String {
     let mut row = |what: &str, value: String| t.push_str(&format!("| {what} | {value} |\n"));
     row(
         "CloudJobs (running)",
-        format!("{} ({})", r.cloudjobs, r.running),
+        format!(
+            "{} ({}){}",
+            r.cloudjobs,
+            r.running,
+            if r.endpoint_down {
+                ", every endpoint down"
+            } else {
+                ""
+            }
+        ),
     );
     row(
-        "created / all with a phase",
+        "created / all with a status",
         format!("{:.0} s / {:.0} s", r.create_secs, r.fill_secs),
     );
     row("RSS, no CloudJob", format!("{:.1} MiB", r.base_rss_mib));
@@ -256,7 +281,7 @@ fn scale_jobs(
     n: usize,
     running: usize,
     seed: u64,
-    sims: &HashMap<Service, Simulator>,
+    endpoint: impl Fn(Service) -> anyhow::Result<String>,
 ) -> anyhow::Result<Vec<(JobSpec, CloudJob)>> {
     let planned = workload::plan_for(Workload::Typed, n, seed, FINISH_FAST, 0.1);
     planned
@@ -270,10 +295,7 @@ fn scale_jobs(
                     .duration_secs(RUNNING_FOR_SECS);
             }
             let service = job.kind.service();
-            let endpoint = sims
-                .get(&service)
-                .with_context(|| format!("no simulator for {service}"))?
-                .endpoint(service);
+            let endpoint = endpoint(service)?;
             let cj: CloudJob = serde_json::from_value(json!({
                 "apiVersion": "cloudjob.io/v1alpha1",
                 "kind": "CloudJob",
@@ -403,13 +425,13 @@ async fn bump_revision(client: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How many CloudJobs have a phase, as a watch of them sees it.
-struct Phases {
+/// How many CloudJobs have a status from the operator, as a watch of them sees it.
+struct Observed {
     phased: tokio::sync::watch::Receiver<usize>,
     task: tokio::task::JoinHandle<()>,
 }
 
-fn watch_phases(client: &Client) -> Phases {
+fn watch_observed(client: &Client) -> Observed {
     let api: Api<CloudJob> = Api::namespaced(client.clone(), NAMESPACE);
     let (tx, phased) = tokio::sync::watch::channel(0);
     let task = tokio::spawn(async move {
@@ -422,7 +444,11 @@ fn watch_phases(client: &Client) -> Phases {
             let (watcher::Event::Apply(cj) | watcher::Event::InitApply(cj)) = event else {
                 continue;
             };
-            let now = cj.status.as_ref().is_some_and(|s| s.phase.is_some());
+            // Written by the operator: a phase, or a condition (a problem before any phase).
+            let now = cj
+                .status
+                .as_ref()
+                .is_some_and(|s| s.phase.is_some() || !s.conditions.is_empty());
             let name = cj.metadata.name.unwrap_or_default();
             let before = has_phase.insert(name, now).unwrap_or(false);
             match (before, now) {
@@ -433,11 +459,11 @@ fn watch_phases(client: &Client) -> Phases {
             tx.send_replace(count);
         }
     });
-    Phases { phased, task }
+    Observed { phased, task }
 }
 
-impl Phases {
-    async fn wait_all_phased(mut self, n: usize) -> anyhow::Result<()> {
+impl Observed {
+    async fn wait_all_observed(mut self, n: usize) -> anyhow::Result<()> {
         let waited = tokio::time::timeout(
             Duration::from_secs(3600),
             self.phased.wait_for(|&count| count >= n),
@@ -446,7 +472,7 @@ impl Phases {
         self.task.abort();
         match waited {
             Ok(Ok(_)) => Ok(()),
-            _ => bail!("not every CloudJob got a phase within an hour"),
+            _ => bail!("not every CloudJob got a status within an hour"),
         }
     }
 }

@@ -144,7 +144,7 @@ impl Shared {
         let alive = |object: &ObjectRef<CachedCloudJob>| jobs.get(object).is_some();
         self.backoffs.retain(alive);
         self.last_written.prune(|object| jobs.get(object));
-        self.rate.retain(&alive, std::time::Instant::now());
+        self.rate.retain(alive, std::time::Instant::now());
         self.credentials.clear();
     }
 }

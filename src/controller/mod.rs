@@ -6,8 +6,9 @@
 
 mod apply;
 mod cache;
-mod observe;
 mod reconcile;
+
+use reconcile::observe;
 
 use std::{
     collections::HashMap,

@@ -246,6 +246,24 @@ fn frontier(
 
 /// `--virtual`: the policies replayed in virtual time, each N, a table per N and `virtual-frontier.svg`.
 fn replay(args: &Args, policies: &[Policy]) -> anyhow::Result<()> {
+    // Lockstep: 10,000 jobs created together, from when they reach the longest interval (about 4.5
+    // minutes) to an hour.
+    let windows = virtual_time::lockstep(10_000, 300, 3600, args.seed);
+    let worst = windows.iter().map(|(_, r)| *r).fold(0.0, f64::max);
+    let at = |secs: u64| {
+        windows
+            .iter()
+            .find(|(s, _)| *s == secs)
+            .map_or(0.0, |(_, r)| *r)
+    };
+    println!(
+        "lockstep, 10,000 old jobs created together, busiest second over the mean in a 60 s window: worst {worst:.2} (minutes 5-60); at minute 5 {:.2}, 10 {:.2}, 20 {:.2}, 30 {:.2}, 60 {:.2}",
+        at(300),
+        at(600),
+        at(1200),
+        at(1800),
+        at(3600)
+    );
     let cost = args.request_cost_ms.map_or(
         cloudjob_operator::poll::DEFAULT_REQUEST_COST,
         Duration::from_millis,

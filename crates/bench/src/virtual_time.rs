@@ -145,6 +145,63 @@ pub fn play(
     }
 }
 
+/// How evenly the operator's polls of `n` old jobs spread over time: every job created at the same
+/// instant (the worst case: a batch), none reporting progress or finishing, polled by the adaptive
+/// rule with no history and jittered as the operator does. Returns, for each 60 s window from
+/// `from_secs` to `to_secs` (every 10 s), the busiest second's polls over the window's mean polls per
+/// second; the target (issue 14) is at most 2.
+pub fn lockstep(n: usize, from_secs: u64, to_secs: u64, seed: u64) -> Vec<(u64, f64)> {
+    let origin = Timestamp::from_second(1_800_000_000).unwrap_or(Timestamp::UNIX_EPOCH);
+    let at = |secs: f64| {
+        origin
+            .checked_add(SignedDuration::from_secs_f64(secs))
+            .unwrap_or(origin)
+    };
+    let spec: CloudJobSpec = serde_json::from_value(serde_json::json!({
+        "service": "ims", "region": "eu-de", "projectId": crate::workload::PROJECT,
+        "jobId": "old", "credentialsSecretRef": {"name": "creds"}
+    }))
+    .unwrap_or_else(|e| unreachable!("a fixed, valid spec: {e}"));
+    let mut cj = CloudJob::new("old", spec);
+    cj.metadata.creation_timestamp = Some(Time(at(0.0)));
+    let status = CloudJobStatus {
+        start_time: Some(Time(at(0.0))),
+        job_type: Some("createImage".into()),
+        ..Default::default()
+    };
+    let model = DurationModel::default();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let horizon = to_secs + 60;
+    let mut per_second = vec![0u32; horizon as usize + 1];
+    let mut due: BinaryHeap<Reverse<u64>> = (0..n).map(|_| Reverse(0)).collect();
+    while let Some(Reverse(micros)) = due.pop() {
+        let now = micros as f64 / 1e6;
+        if now > horizon as f64 {
+            break;
+        }
+        per_second[now as usize] += 1;
+        let learned = Learned {
+            durations: &model,
+            request_cost: Duration::ZERO,
+        };
+        let jitter = rng.random_range(0.9..1.1);
+        let interval =
+            poll::next_interval(&cj, &status, PollMode::Adaptive, learned, at(now), jitter);
+        due.push(Reverse(
+            ((now + interval.as_secs_f64().max(0.001)) * 1e6) as u64,
+        ));
+    }
+    (from_secs..=to_secs)
+        .step_by(10)
+        .map(|start| {
+            let window = &per_second[start as usize..start as usize + 60];
+            let mean = f64::from(window.iter().sum::<u32>()) / 60.0;
+            let busiest = f64::from(window.iter().copied().max().unwrap_or(0));
+            (start, if mean > 0.0 { busiest / mean } else { 0.0 })
+        })
+        .collect()
+}
+
 fn cloudjob(job: &PlannedJob, created: Timestamp) -> CloudJob {
     let spec: CloudJobSpec = serde_json::from_value(serde_json::json!({
         "service": operator_service(job),

@@ -3,6 +3,7 @@
 //! test code does.
 
 use std::{
+    collections::{BTreeMap, HashMap},
     path::{Path, PathBuf},
     process::Output,
     sync::atomic::{AtomicU64, Ordering},
@@ -12,6 +13,7 @@ use std::{
 use cloudjob_operator::crd::{CloudJob, CloudJobStatus, RECONCILE_REQUESTED_ANNOTATION};
 use cloudjob_sim::{SimConfig, Simulator};
 use cloudjob_testenv::ControlPlane;
+use futures::TryStreamExt as _;
 use k8s_openapi::{
     api::{core::v1::Namespace, core::v1::Secret, events::v1::Event},
     apimachinery::pkg::apis::meta::v1::Condition,
@@ -19,6 +21,7 @@ use k8s_openapi::{
 use kube::{
     Api, Client,
     api::{ListParams, Patch, PatchParams, PostParams},
+    runtime::{WatchStreamExt as _, watcher},
 };
 use serde_json::json;
 
@@ -162,6 +165,51 @@ impl Env {
             })
             .await;
         found.unwrap_or_else(|e| panic!("{e:#}\noperator log tail:\n{}", operator.log_tail()))
+    }
+
+    /// Watches all the namespace's CloudJobs until `done` holds for their statuses by name (a CloudJob
+    /// with no status yet has the default one), and returns those statuses. `done` is asked once before
+    /// anything is seen, then after every write the watch reports. Panics after `timeout`, naming `what`,
+    /// with the phases seen and the operator's log.
+    pub async fn wait_statuses(
+        &self,
+        operator: &Operator,
+        namespace: &str,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&HashMap<String, CloudJobStatus>) -> bool,
+    ) -> HashMap<String, CloudJobStatus> {
+        let api = self.cloudjobs(namespace);
+        let mut statuses: HashMap<String, CloudJobStatus> = HashMap::new();
+        let wait = async {
+            let mut stream =
+                std::pin::pin!(watcher(api, watcher::Config::default()).applied_objects());
+            while !done(&statuses) {
+                let Some(cj) = stream.try_next().await.expect("watch") else {
+                    break;
+                };
+                statuses.insert(
+                    cj.metadata.name.clone().unwrap_or_default(),
+                    cj.status.clone().unwrap_or_default(),
+                );
+            }
+        };
+        if tokio::time::timeout(timeout, wait).await.is_err() {
+            let mut phases: BTreeMap<String, usize> = BTreeMap::new();
+            for status in statuses.values() {
+                *phases
+                    .entry(status.phase.map_or("none".into(), |p| format!("{p:?}")))
+                    .or_default() += 1;
+            }
+            panic!(
+                "{namespace}: not {what} after {timeout:?}; phases of the {} CloudJobs seen: \
+                 {phases:?}\noperator warnings:\n{}\noperator log tail:\n{}",
+                statuses.len(),
+                operator.log_warnings(),
+                operator.log_tail()
+            );
+        }
+        statuses
     }
 
     /// Asks the operator to reconcile the CloudJob (the `cloudjob.io/reconcile-requested-at` annotation)

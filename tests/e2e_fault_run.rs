@@ -87,7 +87,7 @@ async fn two_hundred_jobs_through_every_fault_end_in_their_true_phase() {
         if failing {
             spec = spec.fail("EVS.2024", "volume quota exceeded");
         }
-        let job = env.sim.create_job(spec).expect("job");
+        let job = env.job(spec);
         let name = if i < NORMAL {
             format!("normal-{i}")
         } else {

@@ -11,7 +11,7 @@ use std::{
 };
 
 use cloudjob_operator::crd::{CloudJob, CloudJobStatus, RECONCILE_REQUESTED_ANNOTATION};
-use cloudjob_sim::{SimConfig, Simulator};
+use cloudjob_sim::{CreatedJob, JobSpec, SimConfig, Simulator};
 use cloudjob_testenv::ControlPlane;
 use futures::TryStreamExt as _;
 use k8s_openapi::{
@@ -56,6 +56,15 @@ impl Env {
             cp,
             sim,
         }
+    }
+
+    /// The start of most tests: an environment, the operator as a child process (`args` after `run`) and
+    /// a namespace with its credentials Secret (see [`Env::namespace`]).
+    pub async fn with_operator(args: &[&str], namespace: &str) -> (Env, Operator, String) {
+        let env = Env::start().await;
+        let operator = env.operator(args).await;
+        let namespace = env.namespace(namespace).await;
+        (env, operator, namespace)
     }
 
     /// The operator binary as a child process, with the admin kubeconfig and `args` after `run`.
@@ -140,6 +149,11 @@ impl Env {
             .create(&PostParams::default(), &cj)
             .await
             .expect("CloudJob created")
+    }
+
+    /// A job in the simulator.
+    pub fn job(&self, spec: JobSpec) -> CreatedJob {
+        self.sim.create_job(spec).expect("job")
     }
 
     /// A watch of one CloudJob (it need not exist yet): every status write from now on.
@@ -262,6 +276,31 @@ impl Env {
         )
     }
 
+    /// [`Env::kubectl_apply`], asserting that the API server accepted the manifest.
+    pub async fn apply_accepted(&self, namespace: &str, manifest: &serde_json::Value, what: &str) {
+        let (ok, out) = self.kubectl_apply(namespace, manifest).await;
+        assert!(ok, "{what}: should be accepted, kubectl said: {out}");
+    }
+
+    /// [`Env::kubectl_apply`], asserting that the API server refused the manifest with a message
+    /// containing every one of `needles`.
+    pub async fn apply_refused(
+        &self,
+        namespace: &str,
+        manifest: &serde_json::Value,
+        what: &str,
+        needles: &[&str],
+    ) {
+        let (ok, out) = self.kubectl_apply(namespace, manifest).await;
+        assert!(!ok, "{what}: should be refused, kubectl said: {out}");
+        for needle in needles {
+            assert!(
+                out.contains(needle),
+                "{what}: the refusal should contain {needle:?}: {out}"
+            );
+        }
+    }
+
     /// `kubectl wait -n NAMESPACE OBJECT --for=condition=CONDITION --timeout=60s` with the real kubectl,
     /// asserting that the condition came.
     pub async fn kubectl_wait(&self, namespace: &str, object: &str, condition: &str) {
@@ -324,6 +363,12 @@ pub async fn run_ok(command: std::process::Command, what: &str) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// The ids of the resources in the status's outputs, in order.
+pub fn resource_ids(status: &CloudJobStatus) -> Vec<String> {
+    let outputs = status.outputs.as_ref().expect("outputs");
+    outputs.resources.iter().map(|r| r.id.clone()).collect()
 }
 
 pub fn condition<'a>(status: &'a CloudJobStatus, type_: &str) -> Option<&'a Condition> {

@@ -344,6 +344,12 @@ mod tests {
         credentials_grace: Duration::ZERO,
     };
 
+    /// [`RULES`] with a 5-minute grace period for credentials problems.
+    const GRACE_RULES: Rules = Rules {
+        credentials_grace: Duration::from_secs(300),
+        ..RULES
+    };
+
     fn created() -> Timestamp {
         "2026-01-01T00:00:00Z".parse().expect("ts")
     }
@@ -352,8 +358,27 @@ mod tests {
         created() + jiff::SignedDuration::from_secs(seconds)
     }
 
+    /// [`plan`] `seconds` after the CloudJob's creation, by `rules`, with nothing learned and no jitter.
+    fn plan_by(rules: &Rules, cj: &CloudJob, observation: &Observation, seconds: i64) -> Plan {
+        plan(cj, observation, at(seconds), rules, no_history(), 1.0)
+    }
+
+    /// [`plan_by`] the default rules.
+    fn plan_at(cj: &CloudJob, observation: &Observation, seconds: i64) -> Plan {
+        plan_by(&RULES, cj, observation, seconds)
+    }
+
     fn job(value: serde_json::Value) -> Observation {
         Observation::Job(Box::new(JobObservation::from_value(&value).expect("job")))
+    }
+
+    /// The cloud's 404 for a job it does not know.
+    fn job_not_found() -> Observation {
+        Observation::Problem(Problem::Cloud(CloudError::NotFound {
+            status: 404,
+            code: "IMG.0024".into(),
+            message: "not found".into(),
+        }))
     }
 
     fn throttled(retry_after: Option<Duration>) -> Observation {
@@ -388,14 +413,7 @@ mod tests {
     #[test]
     fn a_running_job_is_polled_again_at_the_adaptive_interval() {
         let cj = cloudjob("a");
-        let p = plan(
-            &cj,
-            &job(json!({"status": "RUNNING"})),
-            at(3),
-            &RULES,
-            no_history(),
-            1.0,
-        );
+        let p = plan_at(&cj, &job(json!({"status": "RUNNING"})), 3);
         assert_eq!(p.status.phase, Some(Phase::Running));
         assert_eq!(p.next, Next::Poll(poll::DEFAULT_MIN_INTERVAL));
         assert_eq!(reasons(&p), ["Started"]);
@@ -404,13 +422,10 @@ mod tests {
     #[test]
     fn a_finished_job_is_never_polled_and_gets_bookkeeping_only() {
         let cj = cloudjob("a");
-        let done = plan(
+        let done = plan_at(
             &cj,
             &job(json!({"status": "SUCCESS", "entities": {"image_id": "i"}})),
-            at(5),
-            &RULES,
-            no_history(),
-            1.0,
+            5,
         );
         assert_eq!(done.next, Next::AwaitChange);
         assert_eq!(reasons(&done), ["Succeeded"]);
@@ -419,14 +434,7 @@ mod tests {
         cj.metadata.generation = Some(2);
         let cj = annotated(cj, RECONCILE_REQUESTED_ANNOTATION, "r1");
         // Even a contradicting observation cannot change a finished job.
-        let later = plan(
-            &cj,
-            &job(json!({"status": "FAIL"})),
-            at(50),
-            &RULES,
-            no_history(),
-            1.0,
-        );
+        let later = plan_at(&cj, &job(json!({"status": "FAIL"})), 50);
         assert_eq!(later.status.phase, Some(Phase::Succeeded));
         assert_eq!(later.status.observed_generation, Some(2));
         assert!(
@@ -448,7 +456,7 @@ mod tests {
     fn a_paused_job_is_not_polled_and_reads_suspended() {
         let cj = annotated(cloudjob("a"), PAUSED_ANNOTATION, "true");
         assert!(!needs_poll(&cj));
-        let p = plan(&cj, &Observation::Skipped, at(1), &RULES, no_history(), 1.0);
+        let p = plan_at(&cj, &Observation::Skipped, 1);
         assert_eq!(p.status.phase, Some(Phase::Paused));
         assert_eq!(ready_reason(&p.status), Some(Reason::Suspended.as_str()));
         assert_eq!(p.next, Next::AwaitChange);
@@ -461,14 +469,7 @@ mod tests {
     fn a_job_seen_finished_after_its_deadline_keeps_its_true_outcome() {
         let mut cj = cloudjob("a");
         cj.spec.active_deadline_seconds = Some(60);
-        let p = plan(
-            &cj,
-            &job(json!({"status": "SUCCESS"})),
-            at(61),
-            &RULES,
-            no_history(),
-            1.0,
-        );
+        let p = plan_at(&cj, &job(json!({"status": "SUCCESS"})), 61);
         assert_eq!(p.status.phase, Some(Phase::Succeeded));
         assert_eq!(ready_reason(&p.status), Some("Succeeded"));
     }
@@ -478,7 +479,7 @@ mod tests {
         let mut cj = cloudjob("a");
         cj.spec.active_deadline_seconds = Some(60);
         for observation in [job(json!({"status": "RUNNING"})), throttled(None)] {
-            let p = plan(&cj, &observation, at(60), &RULES, no_history(), 1.0);
+            let p = plan_at(&cj, &observation, 60);
             assert_eq!(p.status.phase, Some(Phase::Failed));
             assert_eq!(
                 status::find(&p.status, condition::FAILED).map(|c| c.reason.as_str()),
@@ -494,33 +495,11 @@ mod tests {
         cj.spec.active_deadline_seconds = Some(60);
         let running = with_status(
             cj.clone(),
-            plan(
-                &cj,
-                &job(json!({"status": "RUNNING"})),
-                at(1),
-                &RULES,
-                no_history(),
-                1.0,
-            )
-            .status,
+            plan_at(&cj, &job(json!({"status": "RUNNING"})), 1).status,
         );
-        let p = plan(
-            &running,
-            &job(json!({"status": "RUNNING"})),
-            at(59),
-            &RULES,
-            no_history(),
-            1.0,
-        );
+        let p = plan_at(&running, &job(json!({"status": "RUNNING"})), 59);
         assert_eq!(p.next, Next::Poll(Duration::from_secs(1)));
-        let p = plan(
-            &running,
-            &throttled(None),
-            at(50),
-            &RULES,
-            no_history(),
-            1.0,
-        );
+        let p = plan_at(&running, &throttled(None), 50);
         assert_eq!(
             p.next,
             Next::Retry {
@@ -533,14 +512,7 @@ mod tests {
     #[test]
     fn a_problem_retries_after_the_clouds_retry_after() {
         let cj = cloudjob("a");
-        let p = plan(
-            &cj,
-            &throttled(Some(Duration::from_secs(7))),
-            at(1),
-            &RULES,
-            no_history(),
-            1.0,
-        );
+        let p = plan_at(&cj, &throttled(Some(Duration::from_secs(7))), 1);
         assert_eq!(
             p.next,
             Next::Retry {
@@ -552,14 +524,7 @@ mod tests {
         assert_eq!(reasons(&p), ["Throttled"]);
         // The same problem again changes nothing a user sees and publishes nothing.
         let cj = with_status(cj, p.status.clone());
-        let again = plan(
-            &cj,
-            &throttled(Some(Duration::from_secs(7))),
-            at(9),
-            &RULES,
-            no_history(),
-            1.0,
-        );
+        let again = plan_at(&cj, &throttled(Some(Duration::from_secs(7))), 9);
         assert_eq!(again.status, p.status);
         assert!(again.events.is_empty());
     }
@@ -608,14 +573,7 @@ mod tests {
             ),
         ];
         for (problem, reason, advice) in problems {
-            let p = plan(
-                &cloudjob("a"),
-                &Observation::Problem(problem),
-                at(1),
-                &RULES,
-                no_history(),
-                1.0,
-            );
+            let p = plan_at(&cloudjob("a"), &Observation::Problem(problem), 1);
             let ready = status::find(&p.status, condition::READY).expect("Ready");
             assert_eq!(ready.reason, reason);
             assert!(ready.message.contains(advice), "{}", ready.message);
@@ -633,14 +591,7 @@ mod tests {
     #[test]
     fn a_turn_later_at_the_endpoint_changes_nothing_and_comes_back_then() {
         let cj = cloudjob("a");
-        let p = plan(
-            &cj,
-            &Observation::Deferred(Duration::from_secs(4)),
-            at(1),
-            &RULES,
-            no_history(),
-            1.0,
-        );
+        let p = plan_at(&cj, &Observation::Deferred(Duration::from_secs(4)), 1);
         assert_eq!(
             p.status,
             CloudJobStatus::default(),
@@ -660,17 +611,10 @@ mod tests {
     fn outputs_are_exported_only_after_a_poll_read_the_job() {
         let mut cj = cloudjob("a");
         cj.spec.outputs_config_map = Some("ids".into());
-        let seen = plan(
-            &cj,
-            &job(json!({"status": "RUNNING"})),
-            at(1),
-            &RULES,
-            no_history(),
-            1.0,
-        );
+        let seen = plan_at(&cj, &job(json!({"status": "RUNNING"})), 1);
         assert!(seen.export_outputs);
         let conflict = Observation::Problem(Problem::ConfigMapNotOwned { name: "ids".into() });
-        let refused = plan(&cj, &conflict, at(1), &RULES, no_history(), 1.0);
+        let refused = plan_at(&cj, &conflict, 1);
         assert!(
             !refused.export_outputs,
             "never into a ConfigMap that is not ours"
@@ -679,29 +623,15 @@ mod tests {
             status::find(&refused.status, condition::STALLED).map(|c| c.reason.as_str()),
             Some("ConfigMapConflict")
         );
-        assert!(!plan(&cj, &secret_missing(), at(1), &RULES, no_history(), 1.0).export_outputs);
+        assert!(!plan_at(&cj, &secret_missing(), 1).export_outputs);
         cj.spec.outputs_config_map = None;
-        assert!(
-            !plan(
-                &cj,
-                &job(json!({"status": "RUNNING"})),
-                at(1),
-                &RULES,
-                no_history(),
-                1.0
-            )
-            .export_outputs
-        );
+        assert!(!plan_at(&cj, &job(json!({"status": "RUNNING"})), 1).export_outputs);
     }
 
     #[test]
     fn a_credentials_problem_reads_as_reconciling_until_its_grace_period_ends() {
-        let rules = Rules {
-            credentials_grace: Duration::from_secs(300),
-            ..RULES
-        };
         let cj = cloudjob("a");
-        let first = plan(&cj, &secret_missing(), at(10), &rules, no_history(), 1.0);
+        let first = plan_by(&GRACE_RULES, &cj, &secret_missing(), 10);
         assert_eq!(
             condition_of(&first.status, condition::RECONCILING),
             Some(("True", "SecretNotFound"))
@@ -721,13 +651,13 @@ mod tests {
             }
         );
         let cj = with_status(cj, first.status.clone());
-        let later = plan(&cj, &secret_missing(), at(200), &rules, no_history(), 1.0);
+        let later = plan_by(&GRACE_RULES, &cj, &secret_missing(), 200);
         assert_eq!(
             later.status, first.status,
             "retries in the grace period write nothing"
         );
         assert!(later.events.is_empty());
-        let stalled = plan(&cj, &secret_missing(), at(310), &rules, no_history(), 1.0);
+        let stalled = plan_by(&GRACE_RULES, &cj, &secret_missing(), 310);
         assert_eq!(
             condition_of(&stalled.status, condition::STALLED),
             Some(("True", "SecretNotFound"))
@@ -738,30 +668,22 @@ mod tests {
 
     #[test]
     fn the_cloudjob_can_shorten_or_lengthen_the_grace_period() {
-        let rules = Rules {
-            credentials_grace: Duration::from_secs(300),
-            ..RULES
-        };
         let mut cj = cloudjob("a");
         cj.spec.credentials_grace_period_seconds = Some(0);
-        let p = plan(&cj, &secret_missing(), at(1), &rules, no_history(), 1.0);
+        let p = plan_by(&GRACE_RULES, &cj, &secret_missing(), 1);
         assert_eq!(
             condition_of(&p.status, condition::STALLED),
             Some(("True", "SecretNotFound"))
         );
         cj.spec.credentials_grace_period_seconds = Some(3600);
-        let p = plan(&cj, &secret_missing(), at(1000), &rules, no_history(), 1.0);
+        let p = plan_by(&GRACE_RULES, &cj, &secret_missing(), 1000);
         assert_eq!(condition_of(&p.status, condition::STALLED), None);
     }
 
     #[test]
     fn a_first_not_found_is_confirmed_soon_before_it_stalls() {
-        let not_found = Observation::Problem(Problem::Cloud(CloudError::NotFound {
-            status: 404,
-            code: "IMG.0024".into(),
-            message: "not found".into(),
-        }));
-        let first = plan(&cloudjob("a"), &not_found, at(1), &RULES, no_history(), 1.0);
+        let not_found = job_not_found();
+        let first = plan_at(&cloudjob("a"), &not_found, 1);
         assert_eq!(
             condition_of(&first.status, condition::READY),
             Some(("False", "JobNotFound"))
@@ -780,37 +702,20 @@ mod tests {
         );
         // The job turns up on the confirming poll: it simply runs.
         let cj = with_status(cloudjob("a"), first.status);
-        let found = plan(
-            &cj,
-            &job(json!({"status": "RUNNING"})),
-            at(6),
-            &RULES,
-            no_history(),
-            1.0,
-        );
+        let found = plan_at(&cj, &job(json!({"status": "RUNNING"})), 6);
         assert_eq!(found.status.phase, Some(Phase::Running));
         assert_eq!(condition_of(&found.status, condition::STALLED), None);
     }
 
     #[test]
     fn problems_that_need_a_person_stall_at_once_and_passing_ones_retry() {
-        let rules = Rules {
-            credentials_grace: Duration::from_secs(300),
-            ..RULES
-        };
-        let not_found = Observation::Problem(Problem::Cloud(CloudError::NotFound {
-            status: 404,
-            code: "IMG.0024".into(),
-            message: "not found".into(),
-        }));
-        let first = plan(&cloudjob("a"), &not_found, at(1), &rules, no_history(), 1.0);
-        let confirmed = plan(
+        let not_found = job_not_found();
+        let first = plan_by(&GRACE_RULES, &cloudjob("a"), &not_found, 1);
+        let confirmed = plan_by(
+            &GRACE_RULES,
             &with_status(cloudjob("a"), first.status.clone()),
             &not_found,
-            at(6),
-            &rules,
-            no_history(),
-            1.0,
+            6,
         );
         assert_eq!(
             condition_of(&confirmed.status, condition::STALLED),
@@ -823,14 +728,7 @@ mod tests {
                 at_most: None
             }
         );
-        let p = plan(
-            &cloudjob("a"),
-            &throttled(None),
-            at(1),
-            &rules,
-            no_history(),
-            1.0,
-        );
+        let p = plan_by(&GRACE_RULES, &cloudjob("a"), &throttled(None), 1);
         assert_eq!(
             condition_of(&p.status, condition::RECONCILING),
             Some(("True", "ProgressingWithRetry"))
@@ -840,18 +738,14 @@ mod tests {
 
     #[test]
     fn a_new_problem_restarts_the_clock_and_recovery_clears_it() {
-        let rules = Rules {
-            credentials_grace: Duration::from_secs(300),
-            ..RULES
-        };
         let cj = cloudjob("a");
-        let missing = plan(&cj, &secret_missing(), at(10), &rules, no_history(), 1.0);
+        let missing = plan_by(&GRACE_RULES, &cj, &secret_missing(), 10);
         let cj = with_status(cj, missing.status);
         let rejected = Observation::Problem(Problem::Cloud(CloudError::Unauthorized {
             code: "APIGW.0301".into(),
             message: "canonical request GET /v1/... x-sdk-date:20260101T000100Z".into(),
         }));
-        let p = plan(&cj, &rejected, at(100), &rules, no_history(), 1.0);
+        let p = plan_by(&GRACE_RULES, &cj, &rejected, 100);
         assert_eq!(p.status.problem_since, Some(Time(at(100))));
         let ready = status::find(&p.status, condition::READY).expect("Ready");
         assert!(
@@ -860,14 +754,7 @@ mod tests {
             ready.message
         );
         let cj = with_status(cj, p.status);
-        let recovered = plan(
-            &cj,
-            &job(json!({"status": "RUNNING"})),
-            at(120),
-            &rules,
-            no_history(),
-            1.0,
-        );
+        let recovered = plan_by(&GRACE_RULES, &cj, &job(json!({"status": "RUNNING"})), 120);
         assert_eq!(recovered.status.problem_since, None);
         assert_eq!(reasons(&recovered), ["Started", "Recovered"]);
     }
@@ -875,23 +762,13 @@ mod tests {
     #[test]
     fn repeated_throttling_with_changing_retry_after_writes_status_once() {
         let cj = cloudjob("a");
-        let first = plan(
-            &cj,
-            &throttled(Some(Duration::from_secs(2))),
-            at(1),
-            &RULES,
-            no_history(),
-            1.0,
-        );
+        let first = plan_at(&cj, &throttled(Some(Duration::from_secs(2))), 1);
         let cj = with_status(cj, first.status.clone());
         for (i, seconds) in [5, 30, 1, 600].into_iter().enumerate() {
-            let again = plan(
+            let again = plan_at(
                 &cj,
                 &throttled(Some(Duration::from_secs(seconds))),
-                at(10 + i as i64),
-                &RULES,
-                no_history(),
-                1.0,
+                10 + i as i64,
             );
             assert_eq!(again.status, first.status, "Retry-After {seconds}");
         }
@@ -899,14 +776,7 @@ mod tests {
 
     #[test]
     fn a_throttled_message_says_how_it_retries() {
-        let p = plan(
-            &cloudjob("a"),
-            &throttled(Some(Duration::from_secs(3))),
-            at(1),
-            &RULES,
-            no_history(),
-            1.0,
-        );
+        let p = plan_at(&cloudjob("a"), &throttled(Some(Duration::from_secs(3))), 1);
         let ready = status::find(&p.status, condition::READY).expect("Ready");
         assert!(ready.message.contains("Retry-After"), "{}", ready.message);
     }
@@ -916,7 +786,7 @@ mod tests {
         let cj = cloudjob("a");
         let unpaid =
             || job(json!({"status": "PENDING_PAYMENT", "job_id": "j", "job_type": "createServer"}));
-        let p = plan(&cj, &unpaid(), at(1), &RULES, no_history(), 1.0);
+        let p = plan_at(&cj, &unpaid(), 1);
         assert_eq!(p.status.phase, Some(Phase::Pending));
         assert_eq!(ready_reason(&p.status), Some("PendingPayment"));
         assert_eq!(
@@ -932,27 +802,24 @@ mod tests {
         assert_eq!(reasons(&p), ["PendingPayment"]);
         // Days later it is still only pending, and nothing a user sees changed: no write, no event.
         let cj = with_status(cj, p.status.clone());
-        let later = plan(&cj, &unpaid(), at(3 * 86_400), &RULES, no_history(), 1.0);
+        let later = plan_at(&cj, &unpaid(), 3 * 86_400);
         assert_eq!(later.status, p.status);
         assert!(later.events.is_empty());
         assert_eq!(later.next, Next::Poll(poll::PENDING_PAYMENT_INTERVAL));
         // Paid: it runs, and is polled at the usual pace again.
-        let paid = plan(
+        let paid = plan_at(
             &cj,
             &job(json!({"status": "RUNNING", "job_id": "j"})),
-            at(3 * 86_400 + 1),
-            &RULES,
-            no_history(),
-            1.0,
+            3 * 86_400 + 1,
         );
         assert_eq!(ready_reason(&paid.status), Some("Progressing"));
         assert!(matches!(paid.next, Next::Poll(d) if d < poll::PENDING_PAYMENT_INTERVAL));
         // Only the user's own deadline ends the wait.
         let mut bounded = cloudjob("b");
         bounded.spec.active_deadline_seconds = Some(600);
-        let p = plan(&bounded, &unpaid(), at(1), &RULES, no_history(), 1.0);
+        let p = plan_at(&bounded, &unpaid(), 1);
         assert_eq!(p.next, Next::Poll(poll::PENDING_PAYMENT_INTERVAL));
-        let p = plan(&bounded, &unpaid(), at(601), &RULES, no_history(), 1.0);
+        let p = plan_at(&bounded, &unpaid(), 601);
         assert_eq!(
             status::find(&p.status, condition::FAILED).map(|c| c.reason.as_str()),
             Some("DeadlineExceeded")

@@ -297,6 +297,22 @@ mod tests {
         Timestamp::from_second(1_700_000_000 + secs).expect("ts")
     }
 
+    /// The adaptive interval for `cj` in `status`, at [`at`]`(now)`, knowing `learned`.
+    fn adaptive_by(
+        learned: Learned<'_>,
+        cj: &CloudJob,
+        status: &CloudJobStatus,
+        now: i64,
+        jitter: f64,
+    ) -> Duration {
+        next_interval(cj, status, PollMode::Adaptive, learned, at(now), jitter)
+    }
+
+    /// [`adaptive_by`] with nothing learned.
+    fn adaptive(cj: &CloudJob, status: &CloudJobStatus, now: i64, jitter: f64) -> Duration {
+        adaptive_by(none(), cj, status, now, jitter)
+    }
+
     fn status(started: i64, progress: Option<i32>) -> CloudJobStatus {
         CloudJobStatus {
             start_time: Some(Time(at(started))),
@@ -309,14 +325,7 @@ mod tests {
     fn young_jobs_are_polled_at_the_minimum() {
         let cj = cloudjob("a");
         assert_eq!(
-            next_interval(
-                &cj,
-                &status(0, None),
-                PollMode::Adaptive,
-                none(),
-                at(3),
-                1.0
-            ),
+            adaptive(&cj, &status(0, None), 3, 1.0),
             DEFAULT_MIN_INTERVAL
         );
     }
@@ -324,16 +333,7 @@ mod tests {
     #[test]
     fn interval_grows_with_age_up_to_the_maximum() {
         let cj = cloudjob("a");
-        let i = |t| {
-            next_interval(
-                &cj,
-                &status(0, None),
-                PollMode::Adaptive,
-                none(),
-                at(t),
-                1.0,
-            )
-        };
+        let i = |t| adaptive(&cj, &status(0, None), t, 1.0);
         assert_eq!(i(40), Duration::from_secs(10));
         assert!(i(40) < i(120));
         assert_eq!(i(10_000), DEFAULT_MAX_INTERVAL);
@@ -342,16 +342,7 @@ mod tests {
     #[test]
     fn progress_aims_at_the_expected_finish() {
         let cj = cloudjob("a");
-        let i = |started, progress, now| {
-            next_interval(
-                &cj,
-                &status(started, Some(progress)),
-                PollMode::Adaptive,
-                none(),
-                at(now),
-                1.0,
-            )
-        };
+        let i = |started, progress, now| adaptive(&cj, &status(started, Some(progress)), now, 1.0);
         // 80% after 160 s: about 40 s left, so poll in 24 s rather than in 40 s (a quarter of its age).
         assert_eq!(i(0, 80, 160), Duration::from_secs(24));
         // 95% after 190 s: about 10 s left, so poll just after the expected finish (12 s).
@@ -371,51 +362,21 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(
-            next_interval(
-                &cj,
-                &status(0, None),
-                PollMode::Adaptive,
-                none(),
-                at(1),
-                1.0
-            ),
+            adaptive(&cj, &status(0, None), 1, 1.0),
             Duration::from_secs(5)
         );
         assert_eq!(
-            next_interval(
-                &cj,
-                &status(0, None),
-                PollMode::Adaptive,
-                none(),
-                at(10_000),
-                1.0
-            ),
+            adaptive(&cj, &status(0, None), 10_000, 1.0),
             Duration::from_secs(20)
         );
-        let jittered = next_interval(
-            &cj,
-            &status(0, None),
-            PollMode::Adaptive,
-            none(),
-            at(40),
-            1.1,
-        );
+        let jittered = adaptive(&cj, &status(0, None), 40, 1.1);
         assert_eq!(jittered, Duration::from_secs(11));
     }
 
     #[test]
     fn old_jobs_at_the_maximum_are_spread_below_it_not_polled_in_lockstep() {
         let cj = cloudjob("a");
-        let i = |jitter| {
-            next_interval(
-                &cj,
-                &status(0, None),
-                PollMode::Adaptive,
-                none(),
-                at(10_000),
-                jitter,
-            )
-        };
+        let i = |jitter| adaptive(&cj, &status(0, None), 10_000, jitter);
         let spread: Vec<Duration> = [0.9, 0.95, 1.0, 1.05, 1.1].into_iter().map(i).collect();
         assert!(
             spread
@@ -430,37 +391,16 @@ mod tests {
         assert_eq!(i(1.05), Duration::from_secs(57));
         assert_eq!(i(0.95), Duration::from_secs(57));
         // Young jobs at the minimum are spread above it.
-        let young = next_interval(
-            &cj,
-            &status(0, None),
-            PollMode::Adaptive,
-            none(),
-            at(1),
-            0.9,
-        );
+        let young = adaptive(&cj, &status(0, None), 1, 0.9);
         assert!(young > DEFAULT_MIN_INTERVAL && young <= DEFAULT_MIN_INTERVAL.mul_f64(1.1));
     }
 
     #[test]
     fn a_running_job_at_100_percent_is_polled_soon() {
         let cj = cloudjob("a");
-        let at_100 = next_interval(
-            &cj,
-            &status(0, Some(100)),
-            PollMode::Adaptive,
-            none(),
-            at(400),
-            1.0,
-        );
+        let at_100 = adaptive(&cj, &status(0, Some(100)), 400, 1.0);
         assert_eq!(at_100, Duration::from_secs(20));
-        let without = next_interval(
-            &cj,
-            &status(0, None),
-            PollMode::Adaptive,
-            none(),
-            at(400),
-            1.0,
-        );
+        let without = adaptive(&cj, &status(0, None), 400, 1.0);
         assert!(at_100 < without / 2, "{at_100:?} vs {without:?}");
     }
 
@@ -481,14 +421,7 @@ mod tests {
         cj.metadata.annotations =
             Some([(POLL_INTERVAL_ANNOTATION.to_string(), "2m".to_string())].into());
         assert_eq!(
-            next_interval(
-                &cj,
-                &status(0, None),
-                PollMode::Adaptive,
-                none(),
-                at(1),
-                1.0
-            ),
+            adaptive(&cj, &status(0, None), 1, 1.0),
             Duration::from_secs(120)
         );
         assert_eq!(parse_interval("45"), Some(Duration::from_secs(45)));
@@ -532,9 +465,7 @@ mod tests {
     fn a_learned_type_is_polled_seldom_where_it_rarely_finishes_and_often_where_it_does() {
         let cj = cloudjob("a");
         let model = history(100, 250.0, 350.0);
-        let i = |now, status: &CloudJobStatus| {
-            next_interval(&cj, status, PollMode::Adaptive, with(&model), at(now), 1.0)
-        };
+        let i = |now, status: &CloudJobStatus| adaptive_by(with(&model), &cj, status, now, 1.0);
         // No job of this type finishes within a minute of its start: wait the maximum at once, where
         // the age rule would poll every 2 s at first.
         assert_eq!(i(5, &typed(0, None)), DEFAULT_MAX_INTERVAL);
@@ -551,16 +482,7 @@ mod tests {
     #[test]
     fn until_a_type_has_enough_samples_the_age_rule_applies() {
         let cj = cloudjob("a");
-        let i = |model: &DurationModel| {
-            next_interval(
-                &cj,
-                &typed(0, None),
-                PollMode::Adaptive,
-                with(model),
-                at(40),
-                1.0,
-            )
-        };
+        let i = |model: &DurationModel| adaptive_by(with(model), &cj, &typed(0, None), 40, 1.0);
         let few = history((crate::durations::MIN_SAMPLES - 1) as usize, 250.0, 350.0);
         assert_eq!(i(&few), Duration::from_secs(10));
         let enough = history(crate::durations::MIN_SAMPLES as usize, 250.0, 350.0);
@@ -579,14 +501,7 @@ mod tests {
                 durations: &model,
                 request_cost: Duration::from_millis(millis),
             };
-            next_interval(
-                cj,
-                &typed(0, None),
-                PollMode::Adaptive,
-                learned,
-                at(200),
-                1.0,
-            )
+            adaptive_by(learned, cj, &typed(0, None), 200, 1.0)
         };
         let (eager, default, frugal) = (at_cost(&cj, 500), at_cost(&cj, 1000), at_cost(&cj, 2000));
         assert!(
@@ -607,16 +522,7 @@ mod tests {
     fn the_jobs_own_progress_is_combined_with_its_types_history() {
         let cj = cloudjob("a");
         let model = history(200, 100.0, 400.0);
-        let i = |progress, now| {
-            next_interval(
-                &cj,
-                &typed(0, progress),
-                PollMode::Adaptive,
-                with(&model),
-                at(now),
-                1.0,
-            )
-        };
+        let i = |progress, now| adaptive_by(with(&model), &cj, &typed(0, progress), now, 1.0);
         // Half done after 120 s: the finish is expected near 240 s, so wait longer than the type alone
         // would have a job of that age wait.
         let half = i(Some(50), 120);
@@ -641,16 +547,7 @@ mod tests {
             request_cost_milliseconds: Some(100),
         });
         let model = history(100, 250.0, 350.0);
-        let i = |now, jitter| {
-            next_interval(
-                &cj,
-                &typed(0, None),
-                PollMode::Adaptive,
-                with(&model),
-                at(now),
-                jitter,
-            )
-        };
+        let i = |now, jitter| adaptive_by(with(&model), &cj, &typed(0, None), now, jitter);
         assert_eq!(i(5, 1.0), Duration::from_secs(20));
         assert_eq!(
             i(5, 1.1),

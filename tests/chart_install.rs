@@ -10,7 +10,7 @@ use cloudjob_testkit::{
     CRD_NAME,
     chart::{
         FULLNAME, ObjectId, RELEASE, RELEASE_NAMESPACE, Rendered, chart_dir, container_env,
-        helm_args, id, objects,
+        helm_args, id, release_objects,
     },
     command,
 };
@@ -136,25 +136,23 @@ async fn helm_install_cluster_wide_creates_every_object_grants_least_privilege_a
         install(&cp, &["replicaCount=2", "networkPolicy.enabled=true"]).await?;
     assert_eq!(
         rendered.ids(),
-        objects(&[
-            ("ClusterRole", "", FULLNAME),
-            ("ClusterRoleBinding", "", FULLNAME),
-            ("Deployment", RELEASE_NAMESPACE, FULLNAME),
-            ("NetworkPolicy", RELEASE_NAMESPACE, FULLNAME),
-            ("PodDisruptionBudget", RELEASE_NAMESPACE, FULLNAME),
-            (
-                "Role",
-                RELEASE_NAMESPACE,
-                "cloudjob-operator-leader-election"
-            ),
-            (
-                "RoleBinding",
-                RELEASE_NAMESPACE,
-                "cloudjob-operator-leader-election"
-            ),
-            ("Service", RELEASE_NAMESPACE, "cloudjob-operator-metrics"),
-            ("ServiceAccount", RELEASE_NAMESPACE, FULLNAME),
-        ])
+        release_objects(
+            true,
+            &[
+                ("NetworkPolicy", RELEASE_NAMESPACE, FULLNAME),
+                ("PodDisruptionBudget", RELEASE_NAMESPACE, FULLNAME),
+                (
+                    "Role",
+                    RELEASE_NAMESPACE,
+                    "cloudjob-operator-leader-election"
+                ),
+                (
+                    "RoleBinding",
+                    RELEASE_NAMESPACE,
+                    "cloudjob-operator-leader-election"
+                ),
+            ]
+        )
     );
     let deployment = installed_deployment(&cp, &rendered, &manifest).await?;
     assert_eq!(deployment.spec.and_then(|s| s.replicas), Some(2));
@@ -227,15 +225,15 @@ async fn helm_install_namespaced_confines_the_operator_to_the_listed_namespaces_
     let (rendered, manifest) = install(&cp, &["watchNamespaces={team-a,team-b}"]).await?;
     assert_eq!(
         rendered.ids(),
-        objects(&[
-            ("Deployment", RELEASE_NAMESPACE, FULLNAME),
-            ("Role", "team-a", FULLNAME),
-            ("Role", "team-b", FULLNAME),
-            ("RoleBinding", "team-a", FULLNAME),
-            ("RoleBinding", "team-b", FULLNAME),
-            ("Service", RELEASE_NAMESPACE, "cloudjob-operator-metrics"),
-            ("ServiceAccount", RELEASE_NAMESPACE, FULLNAME),
-        ])
+        release_objects(
+            false,
+            &[
+                ("Role", "team-a", FULLNAME),
+                ("Role", "team-b", FULLNAME),
+                ("RoleBinding", "team-a", FULLNAME),
+                ("RoleBinding", "team-b", FULLNAME),
+            ]
+        )
     );
     let deployment = serde_json::to_value(installed_deployment(&cp, &rendered, &manifest).await?)?;
     assert_eq!(

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, ensure};
 use cloudjob_testkit::{
     chart::{
         FULLNAME, RELEASE, RELEASE_NAMESPACE, Rendered, chart_dir, container_env, helm_args,
-        objects,
+        release_objects,
     },
     command::{output_blocking, stdout_blocking},
     repo_root,
@@ -128,13 +128,7 @@ fn default_values_render_cluster_wide_rbac_and_a_restricted_single_replica_deplo
     let rendered = template(&[])?;
     assert_eq!(
         rendered.ids(),
-        objects(&[
-            ("ClusterRole", "", FULLNAME),
-            ("ClusterRoleBinding", "", FULLNAME),
-            ("Deployment", RELEASE_NAMESPACE, FULLNAME),
-            ("Service", RELEASE_NAMESPACE, "cloudjob-operator-metrics"),
-            ("ServiceAccount", RELEASE_NAMESPACE, FULLNAME),
-        ]),
+        release_objects(true, &[]),
         "default values render exactly these objects (no PDB, lease Role, NetworkPolicy or ServiceMonitor)"
     );
 

@@ -66,12 +66,8 @@ async fn the_charts_service_account_can_run_the_operator_and_nothing_more() {
         )
         .await;
 
-    let job = env
-        .sim
-        .create_job(
-            JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(2.0),
-        )
-        .expect("job");
+    let job =
+        env.job(JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(2.0));
     env.create_cloudjob(&team, "rbac", "ims", &job.job_id).await;
     let done = env
         .wait_status(

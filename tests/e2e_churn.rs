@@ -24,26 +24,22 @@ const ROUND_WAIT: Duration = Duration::from_secs(600);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_rounds_of_5000_cloudjobs_leave_memory_where_the_first_round_left_it() {
-    let env = Env::start().await;
     // Every CloudJob is polled once: a rate limit and concurrency that let 5,000 through in seconds.
-    let operator = env
-        .operator(&[
+    let (env, operator, ns) = Env::with_operator(
+        &[
             "--rate-limit",
             "2000",
             "--rate-limit-burst",
             "500",
             "--concurrency",
             "32",
-        ])
-        .await;
-    let ns = env.namespace("churn").await;
+        ],
+        "churn",
+    )
+    .await;
     // One finished job for all of them: each CloudJob costs one GET and one status write.
-    let job = env
-        .sim
-        .create_job(
-            JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(0.0),
-        )
-        .expect("job");
+    let job =
+        env.job(JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(0.0));
     let api = env.cloudjobs(&ns);
 
     let mut resident = Vec::new();

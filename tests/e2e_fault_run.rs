@@ -11,13 +11,8 @@ use std::{
 use cloudjob_operator::crd::{CloudJobStatus, Phase};
 use cloudjob_sim::{Fault, FaultKind, FaultScope, JobSpec, ProgressCurve, Service};
 use cloudjob_testkit::{Operator, ProcessOptions, e2e::*};
-use futures::TryStreamExt as _;
 use k8s_openapi::api::events::v1::Event;
-use kube::{
-    Api,
-    api::ListParams,
-    runtime::{WatchStreamExt as _, watcher},
-};
+use kube::{Api, api::ListParams};
 
 /// Jobs the simulator answers normally (one in ten fails).
 const NORMAL: usize = 150;
@@ -92,7 +87,7 @@ async fn two_hundred_jobs_through_every_fault_end_in_their_true_phase() {
         if failing {
             spec = spec.fail("EVS.2024", "volume quota exceeded");
         }
-        let job = env.sim.create_job(spec).expect("job");
+        let job = env.job(spec);
         let name = if i < NORMAL {
             format!("normal-{i}")
         } else {
@@ -127,13 +122,19 @@ async fn two_hundred_jobs_through_every_fault_end_in_their_true_phase() {
         expected.insert(name, Expect::Retrying("CloudUnavailable"));
     }
     let normal: HashSet<String> = (0..NORMAL).map(|i| format!("normal-{i}")).collect();
-    watch_until(&env, &operator, ns, "the normal jobs Running", |statuses| {
-        normal.iter().all(|n| {
-            statuses
-                .get(n)
-                .is_some_and(|s| s.phase == Some(Phase::Running))
-        })
-    })
+    env.wait_statuses(
+        &operator,
+        ns,
+        SETTLE,
+        "the normal jobs Running",
+        |statuses| {
+            normal.iter().all(|n| {
+                statuses
+                    .get(n)
+                    .is_some_and(|s| s.phase == Some(Phase::Running))
+            })
+        },
+    )
     .await;
 
     env.cp
@@ -152,18 +153,19 @@ async fn two_hundred_jobs_through_every_fault_end_in_their_true_phase() {
     tokio::time::sleep(CLOUD_OUTAGE).await;
     env.sim.clear_faults(Some(FaultScope::Global));
 
-    let settled = watch_until(
-        &env,
-        &operator,
-        ns,
-        "every job in its true phase",
-        |statuses| {
-            expected
-                .iter()
-                .all(|(name, expect)| statuses.get(name).is_some_and(|s| expect.holds(s)))
-        },
-    )
-    .await;
+    let settled = env
+        .wait_statuses(
+            &operator,
+            ns,
+            SETTLE,
+            "every job in its true phase",
+            |statuses| {
+                expected
+                    .iter()
+                    .all(|(name, expect)| statuses.get(name).is_some_and(|s| expect.holds(s)))
+            },
+        )
+        .await;
     assert_eq!(settled.len(), NORMAL + HOSTILE + HUNG, "no CloudJob lost");
 
     // The operator is still the process it was, and never panicked.
@@ -217,32 +219,4 @@ async fn two_hundred_jobs_through_every_fault_end_in_their_true_phase() {
         settled.len(),
         log_text.len()
     );
-}
-
-/// Watches the namespace's CloudJobs until `done` holds for their statuses (by name), and returns them.
-async fn watch_until(
-    env: &Env,
-    operator: &Operator,
-    namespace: &str,
-    what: &str,
-    done: impl Fn(&HashMap<String, CloudJobStatus>) -> bool,
-) -> HashMap<String, CloudJobStatus> {
-    let api = env.cloudjobs(namespace);
-    let mut statuses: HashMap<String, CloudJobStatus> = HashMap::new();
-    let wait = async {
-        let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()).applied_objects());
-        while !done(&statuses) {
-            let Some(cj) = stream.try_next().await.expect("watch") else {
-                break;
-            };
-            statuses.insert(
-                cj.metadata.name.clone().unwrap_or_default(),
-                cj.status.clone().unwrap_or_default(),
-            );
-        }
-    };
-    if tokio::time::timeout(SETTLE, wait).await.is_err() {
-        panic!("not {what} after {SETTLE:?}\n{}", operator.log_warnings());
-    }
-    statuses
 }

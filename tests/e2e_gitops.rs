@@ -102,13 +102,11 @@ async fn every_situation_reads_right_in_kstatus_and_in_argo_cds_vm() {
     let raw = raw_api(&env.client, &ns);
     let mut seen = Vec::new();
     let sim_job = |id: &str, secs: f64| {
-        env.sim
-            .create_job(
-                JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance")
-                    .job_id(id)
-                    .duration_secs(secs),
-            )
-            .expect("simulated job")
+        env.job(
+            JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance")
+                .job_id(id)
+                .duration_secs(secs),
+        )
     };
     let create = |manifest: Value| {
         let raw = raw.clone();
@@ -250,15 +248,12 @@ async fn every_situation_reads_right_in_kstatus_and_in_argo_cds_vm() {
     ));
 
     // Failed: the cloud job ends in FAIL.
-    let failing = env
-        .sim
-        .create_job(
-            JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance")
-                .job_id("000000000000000000000000000fa11d")
-                .duration_secs(1.0)
-                .fail("IMS.0010", "insufficient quota for private images"),
-        )
-        .expect("failing job");
+    let failing = env.job(
+        JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance")
+            .job_id("000000000000000000000000000fa11d")
+            .duration_secs(1.0)
+            .fail("IMS.0010", "insufficient quota for private images"),
+    );
     create(env.cloudjob_manifest("failed", "ims", &failing.job_id)).await;
     watch_until_seen(&api, &operator, "failed", "Failed", |cj| {
         phase_is(cj, Phase::Failed)

@@ -129,11 +129,7 @@ async fn release_statuses(
 }
 
 fn job(env: &Env, secs: f64) -> String {
-    env.sim
-        .create_job(
-            JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(secs),
-        )
-        .expect("simulated job")
+    env.job(JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(secs))
         .job_id
 }
 
@@ -213,13 +209,11 @@ async fn helm4_wait_fails_fast_with_the_clouds_error_when_a_job_fails() {
     let home = tempfile::tempdir().expect("helm home");
     let _operator = env.operator(FAST_RETRIES).await;
     let failing = env
-        .sim
-        .create_job(
+        .job(
             JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance")
                 .duration_secs(2.0)
                 .fail("IMS.0010", "insufficient quota for private images"),
         )
-        .expect("failing job")
         .job_id;
     let run = install(
         &tools.helm4,

@@ -67,10 +67,8 @@ async fn an_undecodable_cloudjob_is_reported_and_every_other_cloudjob_completes(
     let mut good = Vec::new();
     for (namespace, count) in [(&first, 3), (&second, 3)] {
         for i in 0..count {
-            let job = env
-                .sim
-                .create_job(JobSpec::new(Service::Evs, PROJECT, "createVolume").duration_secs(2.0))
-                .expect("job");
+            let job =
+                env.job(JobSpec::new(Service::Evs, PROJECT, "createVolume").duration_secs(2.0));
             let name = format!("volume-{i}");
             env.create_cloudjob(namespace, &name, "evs", &job.job_id)
                 .await;

@@ -42,12 +42,8 @@ async fn detection_delays(env: &Env, namespace: &str) -> Vec<f64> {
     });
     let mut created = HashMap::new();
     for i in 0..HEALTHY_JOBS {
-        let job = env
-            .sim
-            .create_job(
-                JobSpec::new(Service::Evs, PROJECT, "createVolume").duration_secs(JOB_SECONDS),
-            )
-            .expect("job");
+        let job =
+            env.job(JobSpec::new(Service::Evs, PROJECT, "createVolume").duration_secs(JOB_SECONDS));
         let name = format!("volume-{i}");
         env.create_cloudjob(namespace, &name, "evs", &job.job_id)
             .await;

@@ -53,14 +53,11 @@ async fn only_the_leader_polls_and_a_standby_takes_over_when_it_dies() {
     .expect("no leader elected");
     let (mut leader, standby) = if a_leads { (a, b) } else { (b, a) };
 
-    let job = env
-        .sim
-        .create_job(
-            JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance")
-                .duration_secs(25.0)
-                .progress(ProgressCurve::Linear),
-        )
-        .expect("job");
+    let job = env.job(
+        JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance")
+            .duration_secs(25.0)
+            .progress(ProgressCurve::Linear),
+    );
     env.create_cloudjob(&ns, "ha-job", "ims", &job.job_id).await;
     env.wait_status(&leader, &ns, "ha-job", "running", |s| {
         s.phase == Some(Phase::Running)

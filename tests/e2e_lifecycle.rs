@@ -19,188 +19,29 @@ type Row = (
     Option<&'static str>,
 );
 
+#[rustfmt::skip]
 const SEEDS: &[Row] = &[
-    (
-        "huawei-ecs-createServer",
-        "ecs",
-        Phase::Succeeded,
-        Some("bae51750-0089-41a1-9b18-5c777978ec2d"),
-        Some(100),
-        "2016-04-25T20:04:34.604Z",
-        Some("2016-04-25T20:08:41.593Z"),
-    ),
-    (
-        "huawei-evs-batchCreateVolume",
-        "evs",
-        Phase::Succeeded,
-        Some("0b549095-4937-4849-8e4c-52aa027d64f7"),
-        Some(100),
-        "2016-02-04T01:43:37.193Z",
-        Some("2016-02-04T01:44:08.283Z"),
-    ),
-    (
-        "huawei-evs-createVolume",
-        "evs",
-        Phase::Running,
-        Some("bdf1bb37-f20f-4266-9a04-f43e0a127376"),
-        None,
-        "2016-03-08T07:40:13.219Z",
-        None,
-    ),
-    (
-        // A member job acts on a shared image (outputs.targetResources); it produces nothing.
-        "huawei-ims-imsAddImageMembersJob",
-        "ims",
-        Phase::Succeeded,
-        None,
-        Some(100),
-        "2024-11-06T06:30:00.778Z",
-        Some("2024-11-06T06:30:03.179Z"),
-    ),
-    (
-        "huawei-ims-imsCopyImageInRegionJob",
-        "ims",
-        Phase::Succeeded,
-        Some("30e55148-deb9-4923-adb9-91618de16ba0"),
-        Some(100),
-        "2024-11-06T06:14:27.168Z",
-        Some("2024-11-06T06:16:38.446Z"),
-    ),
-    (
-        "huawei-ims-imsCreateImageByInstance",
-        "ims",
-        Phase::Succeeded,
-        Some("3f7185de-b59a-4bb8-aa1d-7a513528b0e9"),
-        Some(100),
-        "2024-11-06T06:19:43.195Z",
-        Some("2024-11-06T06:23:25.158Z"),
-    ),
-    (
-        "huawei-ims-imsCreateWholeImageByBackupJob",
-        "ims",
-        Phase::Succeeded,
-        Some("ea0d5dce-ddb2-4f6f-83e3-55da065347fd"),
-        Some(100),
-        "2024-11-06T06:28:52.245Z",
-        Some("2024-11-06T06:28:58.399Z"),
-    ),
-    (
-        "huawei-ims-imsCreateWholeImageByInstanceJob",
-        "ims",
-        Phase::Succeeded,
-        Some("17b7bdeb-2e72-43a0-a202-d36ce344e902"),
-        Some(100),
-        "2024-11-06T06:28:14.425Z",
-        Some("2024-11-06T06:37:03.742Z"),
-    ),
-    (
-        "huawei-ims-imsCrossRegionCopyImageJob",
-        "ims",
-        Phase::Succeeded,
-        Some("d998b96f-b7e3-4be9-b0c2-9773e592977d"),
-        Some(100),
-        "2024-11-06T06:17:42.699Z",
-        Some("2024-11-06T06:20:22.419Z"),
-    ),
-    (
-        "huawei-ims-imsDelImageMembersJob",
-        "ims",
-        Phase::Succeeded,
-        None,
-        Some(100),
-        "2024-11-06T06:33:32.781Z",
-        Some("2024-11-06T06:33:34.181Z"),
-    ),
-    (
-        "huawei-ims-imsImportDataImageJob",
-        "ims",
-        Phase::Succeeded,
-        Some("aa5306f7-bc95-4fa3-aa40-dd38fbdf2031"),
-        Some(100),
-        "2024-11-06T06:27:03.742Z",
-        Some("2024-11-06T06:37:03.742Z"),
-    ),
-    (
-        "huawei-ims-imsImportImageJob",
-        "ims",
-        Phase::Succeeded,
-        Some("431df7fd-a898-4dc0-86b1-22cfefb8a517"),
-        Some(100),
-        "2024-11-06T06:21:08.769Z",
-        Some("2024-11-06T06:27:03.742Z"),
-    ),
-    (
-        "huawei-ims-imsImportOvaImageJob",
-        "ims",
-        Phase::Succeeded,
-        Some("fc496c19-40c2-4220-8b1a-eba9d53fca7b"),
-        Some(100),
-        "2024-11-06T07:39:45.814Z",
-        Some("2024-11-06T07:49:45.814Z"),
-    ),
-    (
-        "huawei-ims-imsNativeExportImageJob",
-        "ims",
-        Phase::Succeeded,
-        Some("1ab4df10-fe18-48b7-91c9-53695fcd9df5"),
-        Some(100),
-        "2024-11-06T06:46:51.929Z",
-        Some("2024-11-06T06:49:53.657Z"),
-    ),
-    (
-        "huawei-ims-imsNativeImportImageJob",
-        "ims",
-        Phase::Succeeded,
-        Some("af8ea1dc-02f2-4019-8fa9-c9952a0077ce"),
-        Some(100),
-        "2024-11-06T07:14:54.848Z",
-        Some("2024-11-06T07:19:54.848Z"),
-    ),
-    (
-        "huawei-ims-imsUpdateImageMembersJob",
-        "ims",
-        Phase::Succeeded,
-        None,
-        Some(100),
-        "2024-11-06T07:24:22.925Z",
-        Some("2024-11-06T07:24:23.773Z"),
-    ),
-    (
-        "huawei-ims-imsVolumeCreateImageJob",
-        "ims",
-        Phase::Succeeded,
-        Some("21b04ab5-e817-40ee-8d56-7ccdb8820335"),
-        Some(100),
-        "2024-11-06T06:44:40.545Z",
-        Some("2024-11-06T06:47:40.545Z"),
-    ),
-    (
-        "huawei-ims-imsVolumesToSysDataImagesJob",
-        "ims",
-        Phase::Succeeded,
-        Some("bfb2de92-e7b9-4820-9522-416d8f2c812a"),
-        Some(100),
-        "2024-11-06T06:38:16.765Z",
-        Some("2024-11-06T06:48:16.765Z"),
-    ),
-    (
-        "otc-ims-createImageByInstance",
-        "ims",
-        Phase::Succeeded,
-        Some("e9e91bff-14b6-4a0b-8377-4ed0813e3360"),
-        Some(100),
-        "2015-06-04T18:11:06.586Z",
-        None,
-    ),
-    (
-        "otc-ims-legacy-createImageByInstance",
-        "ims",
-        Phase::Succeeded,
-        Some("e9e91bff-14b6-4a0b-8377-4ed0813e3360"),
-        Some(100),
-        "2015-06-04T18:11:06.586Z",
-        None,
-    ),
+    ("huawei-ecs-createServer", "ecs", Phase::Succeeded, Some("bae51750-0089-41a1-9b18-5c777978ec2d"), Some(100), "2016-04-25T20:04:34.604Z", Some("2016-04-25T20:08:41.593Z")),
+    ("huawei-evs-batchCreateVolume", "evs", Phase::Succeeded, Some("0b549095-4937-4849-8e4c-52aa027d64f7"), Some(100), "2016-02-04T01:43:37.193Z", Some("2016-02-04T01:44:08.283Z")),
+    ("huawei-evs-createVolume", "evs", Phase::Running, Some("bdf1bb37-f20f-4266-9a04-f43e0a127376"), None, "2016-03-08T07:40:13.219Z", None),
+    // A member job acts on a shared image (outputs.targetResources); it produces nothing.
+    ("huawei-ims-imsAddImageMembersJob", "ims", Phase::Succeeded, None, Some(100), "2024-11-06T06:30:00.778Z", Some("2024-11-06T06:30:03.179Z")),
+    ("huawei-ims-imsCopyImageInRegionJob", "ims", Phase::Succeeded, Some("30e55148-deb9-4923-adb9-91618de16ba0"), Some(100), "2024-11-06T06:14:27.168Z", Some("2024-11-06T06:16:38.446Z")),
+    ("huawei-ims-imsCreateImageByInstance", "ims", Phase::Succeeded, Some("3f7185de-b59a-4bb8-aa1d-7a513528b0e9"), Some(100), "2024-11-06T06:19:43.195Z", Some("2024-11-06T06:23:25.158Z")),
+    ("huawei-ims-imsCreateWholeImageByBackupJob", "ims", Phase::Succeeded, Some("ea0d5dce-ddb2-4f6f-83e3-55da065347fd"), Some(100), "2024-11-06T06:28:52.245Z", Some("2024-11-06T06:28:58.399Z")),
+    ("huawei-ims-imsCreateWholeImageByInstanceJob", "ims", Phase::Succeeded, Some("17b7bdeb-2e72-43a0-a202-d36ce344e902"), Some(100), "2024-11-06T06:28:14.425Z", Some("2024-11-06T06:37:03.742Z")),
+    ("huawei-ims-imsCrossRegionCopyImageJob", "ims", Phase::Succeeded, Some("d998b96f-b7e3-4be9-b0c2-9773e592977d"), Some(100), "2024-11-06T06:17:42.699Z", Some("2024-11-06T06:20:22.419Z")),
+    ("huawei-ims-imsDelImageMembersJob", "ims", Phase::Succeeded, None, Some(100), "2024-11-06T06:33:32.781Z", Some("2024-11-06T06:33:34.181Z")),
+    ("huawei-ims-imsImportDataImageJob", "ims", Phase::Succeeded, Some("aa5306f7-bc95-4fa3-aa40-dd38fbdf2031"), Some(100), "2024-11-06T06:27:03.742Z", Some("2024-11-06T06:37:03.742Z")),
+    ("huawei-ims-imsImportImageJob", "ims", Phase::Succeeded, Some("431df7fd-a898-4dc0-86b1-22cfefb8a517"), Some(100), "2024-11-06T06:21:08.769Z", Some("2024-11-06T06:27:03.742Z")),
+    ("huawei-ims-imsImportOvaImageJob", "ims", Phase::Succeeded, Some("fc496c19-40c2-4220-8b1a-eba9d53fca7b"), Some(100), "2024-11-06T07:39:45.814Z", Some("2024-11-06T07:49:45.814Z")),
+    ("huawei-ims-imsNativeExportImageJob", "ims", Phase::Succeeded, Some("1ab4df10-fe18-48b7-91c9-53695fcd9df5"), Some(100), "2024-11-06T06:46:51.929Z", Some("2024-11-06T06:49:53.657Z")),
+    ("huawei-ims-imsNativeImportImageJob", "ims", Phase::Succeeded, Some("af8ea1dc-02f2-4019-8fa9-c9952a0077ce"), Some(100), "2024-11-06T07:14:54.848Z", Some("2024-11-06T07:19:54.848Z")),
+    ("huawei-ims-imsUpdateImageMembersJob", "ims", Phase::Succeeded, None, Some(100), "2024-11-06T07:24:22.925Z", Some("2024-11-06T07:24:23.773Z")),
+    ("huawei-ims-imsVolumeCreateImageJob", "ims", Phase::Succeeded, Some("21b04ab5-e817-40ee-8d56-7ccdb8820335"), Some(100), "2024-11-06T06:44:40.545Z", Some("2024-11-06T06:47:40.545Z")),
+    ("huawei-ims-imsVolumesToSysDataImagesJob", "ims", Phase::Succeeded, Some("bfb2de92-e7b9-4820-9522-416d8f2c812a"), Some(100), "2024-11-06T06:38:16.765Z", Some("2024-11-06T06:48:16.765Z")),
+    ("otc-ims-createImageByInstance", "ims", Phase::Succeeded, Some("e9e91bff-14b6-4a0b-8377-4ed0813e3360"), Some(100), "2015-06-04T18:11:06.586Z", None),
+    ("otc-ims-legacy-createImageByInstance", "ims", Phase::Succeeded, Some("e9e91bff-14b6-4a0b-8377-4ed0813e3360"), Some(100), "2015-06-04T18:11:06.586Z", None),
 ];
 
 fn ts(s: &str) -> Timestamp {
@@ -312,13 +153,7 @@ async fn every_documented_example_ends_in_the_right_phase_with_ids_progress_and_
         .expect("batch")
         .status
         .expect("status");
-    let volumes: Vec<_> = batch
-        .outputs
-        .expect("outputs")
-        .resources
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
+    let volumes = resource_ids(&batch);
     assert_eq!(
         volumes,
         [
@@ -388,48 +223,31 @@ async fn every_documented_example_ends_in_the_right_phase_with_ids_progress_and_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kubectl_wait_sees_complete_and_failed_jobs_and_a_failure_reads_as_stalled() {
-    let env = Env::start().await;
-    let operator = env.operator(&[]).await;
-    let ns = env.namespace("waits").await;
+    let (env, operator, ns) = Env::with_operator(&[], "waits").await;
 
-    let ok = env
-        .sim
-        .create_job(
-            JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance")
-                .duration_secs(4.0)
-                .progress(ProgressCurve::Linear)
-                .tasks(["CreateSnapshot", "ExportImage"]),
-        )
-        .expect("job");
-    let bad = env
-        .sim
-        .create_job(
-            JobSpec::new(Service::Ims, PROJECT, "imsImportImageJob")
-                .duration_secs(3.0)
-                .fail("IMG.0024", "the image file is invalid"),
-        )
-        .expect("job");
-    let batch = env
-        .sim
-        .create_job(
-            JobSpec::new(Service::Evs, PROJECT, "batchCreateVolume")
-                .duration_secs(3.0)
-                .sub_jobs(3, 0),
-        )
-        .expect("job");
-    let partial = env
-        .sim
-        .create_job(
-            JobSpec::new(Service::Evs, PROJECT, "batchCreateVolume")
-                .duration_secs(3.0)
-                .sub_jobs(3, 1)
-                .fail("EVS.2024", "one disk failed"),
-        )
-        .expect("job");
-    let server = env
-        .sim
-        .create_job(JobSpec::new(Service::Ecs, PROJECT, "createServer").duration_secs(3.0))
-        .expect("job");
+    let ok = env.job(
+        JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance")
+            .duration_secs(4.0)
+            .progress(ProgressCurve::Linear)
+            .tasks(["CreateSnapshot", "ExportImage"]),
+    );
+    let bad = env.job(
+        JobSpec::new(Service::Ims, PROJECT, "imsImportImageJob")
+            .duration_secs(3.0)
+            .fail("IMG.0024", "the image file is invalid"),
+    );
+    let batch = env.job(
+        JobSpec::new(Service::Evs, PROJECT, "batchCreateVolume")
+            .duration_secs(3.0)
+            .sub_jobs(3, 0),
+    );
+    let partial = env.job(
+        JobSpec::new(Service::Evs, PROJECT, "batchCreateVolume")
+            .duration_secs(3.0)
+            .sub_jobs(3, 1)
+            .fail("EVS.2024", "one disk failed"),
+    );
+    let server = env.job(JobSpec::new(Service::Ecs, PROJECT, "createServer").duration_secs(3.0));
     env.create_cloudjob(&ns, "ok", "ims", &ok.job_id).await;
     env.create_cloudjob(&ns, "bad", "ims", &bad.job_id).await;
     env.create_cloudjob(&ns, "batch", "evs", &batch.job_id)

@@ -78,12 +78,7 @@ async fn install_scenario(helm: Helm) {
             .any(|v| v.projected.is_some() && v.name.starts_with("kube-api-access")),
         "the ServiceAccount admission plugin mounted the token"
     );
-    let restarts: i32 = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .map(|c| c.iter().map(|c| c.restart_count).sum())
-        .unwrap_or_default();
+    let restarts = restart_count(pod);
     assert_eq!(restarts, 0, "no probe failure restarted it");
 
     // The pod does the work: no operator runs anywhere else.

@@ -67,12 +67,7 @@ async fn a_thousand_cloudjobs_fit_in_the_charts_default_resources() {
             let mut stream = watcher(pods, config).applied_objects().boxed();
             let mut events = Vec::new();
             while let Some(Ok(pod)) = stream.next().await {
-                let restarts: i32 = pod
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.container_statuses.as_ref())
-                    .map(|c| c.iter().map(|c| c.restart_count).sum())
-                    .unwrap_or_default();
+                let restarts = restart_count(&pod);
                 if restarts > 0 || !pod_ready(&pod) {
                     trouble.store(true, Ordering::SeqCst);
                     events.push(format!("{:?}", pod.status));
@@ -189,12 +184,7 @@ async fn a_thousand_cloudjobs_fit_in_the_charts_default_resources() {
     pod_watch.abort();
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), RELEASE_NAMESPACE);
     let now = pods.get(&pod_name).await.expect("the same pod still runs");
-    let restarts: i32 = now
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .map(|c| c.iter().map(|c| c.restart_count).sum())
-        .unwrap_or_default();
+    let restarts = restart_count(&now);
     assert_eq!(
         restarts, 0,
         "never restarted (no OOM kill, no failed liveness probe)"

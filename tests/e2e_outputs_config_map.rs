@@ -10,17 +10,11 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn produced_ids_are_exported_to_an_owned_config_map_and_a_foreign_one_is_never_taken_over() {
-    let env = Env::start().await;
-    let operator = env.operator(&[]).await;
-    let ns = env.namespace("exports").await;
+    let (env, operator, ns) = Env::with_operator(&[], "exports").await;
     let config_maps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns);
 
-    let job = env
-        .sim
-        .create_job(
-            JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(2.0),
-        )
-        .expect("job");
+    let job =
+        env.job(JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(2.0));
     let mut manifest = env.cloudjob_manifest("image", "ims", &job.job_id);
     manifest["spec"]["outputsConfigMap"] = "image-ids".into();
     let cj = env.create_cloudjob_from(&ns, manifest).await;
@@ -68,12 +62,8 @@ async fn produced_ids_are_exported_to_an_owned_config_map_and_a_foreign_one_is_n
         .create(&PostParams::default(), &theirs)
         .await
         .expect("created");
-    let other = env
-        .sim
-        .create_job(
-            JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(2.0),
-        )
-        .expect("job");
+    let other =
+        env.job(JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(2.0));
     let mut manifest = env.cloudjob_manifest("clash", "ims", &other.job_id);
     manifest["spec"]["outputsConfigMap"] = "shared-settings".into();
     env.create_cloudjob_from(&ns, manifest).await;

@@ -25,17 +25,13 @@ const FAST_RETRIES: &[&str] = &[
 /// never makes the CloudJob read as Stalled (kstatus Failed), which would fail a Helm 4 or Flux release.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_secret_that_arrives_late_is_retried_in_its_grace_period_and_never_stalls() {
-    let env = Env::start().await;
-    let _operator = env
-        .operator(&["--error-backoff-min", "300ms", "--error-backoff-max", "2s"])
-        .await;
-    let ns = env.namespace("grace").await;
-    let job = env
-        .sim
-        .create_job(
-            JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(2.0),
-        )
-        .expect("job");
+    let (env, _operator, ns) = Env::with_operator(
+        &["--error-backoff-min", "300ms", "--error-backoff-max", "2s"],
+        "grace",
+    )
+    .await;
+    let job =
+        env.job(JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(2.0));
     // Every status the API server stores for the CloudJob, from its creation on (no write is missed).
     let mut watch = env.watch(&ns, "late").await;
     let mut manifest = env.cloudjob_manifest("late", "ims", &job.job_id);
@@ -90,15 +86,9 @@ async fn a_secret_that_arrives_late_is_retried_in_its_grace_period_and_never_sta
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_missing_secret_stalls_and_the_job_finishes_once_the_secret_exists() {
-    let env = Env::start().await;
-    let operator = env.operator(FAST_RETRIES).await;
-    let ns = env.namespace("late-secret").await;
-    let job = env
-        .sim
-        .create_job(
-            JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(2.0),
-        )
-        .expect("job");
+    let (env, operator, ns) = Env::with_operator(FAST_RETRIES, "late-secret").await;
+    let job =
+        env.job(JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(2.0));
     let mut manifest = env.cloudjob_manifest("late", "ims", &job.job_id);
     manifest["spec"]["credentialsSecretRef"]["name"] = "arrives-later".into();
     env.create_cloudjob_from(&ns, manifest).await;
@@ -152,9 +142,7 @@ async fn a_missing_secret_stalls_and_the_job_finishes_once_the_secret_exists() {
 /// reading as Stalled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_job_unknown_at_first_is_asked_again_before_it_stalls() {
-    let env = Env::start().await;
-    let operator = env.operator(FAST_RETRIES).await;
-    let ns = env.namespace("confirm").await;
+    let (env, operator, ns) = Env::with_operator(FAST_RETRIES, "confirm").await;
     let job_id = "0123456789abcdef0123456789abcdef";
     let mut watch = env.watch(&ns, "appears-late").await;
     env.create_cloudjob(&ns, "appears-late", "ims", job_id)
@@ -173,13 +161,11 @@ async fn a_job_unknown_at_first_is_asked_again_before_it_stalls() {
         condition_is(&first, "Reconciling", "True", "ProgressingWithRetry"),
         "the first 404 reads as retrying: {first:#?}"
     );
-    env.sim
-        .create_job(
-            JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance")
-                .job_id(job_id)
-                .duration_secs(1.0),
-        )
-        .expect("job");
+    env.job(
+        JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance")
+            .job_id(job_id)
+            .duration_secs(1.0),
+    );
     watch
         .until(WAIT, "Succeeded once the cloud knows the job", |cj| {
             let status = cj.status.clone().unwrap_or_default();
@@ -196,15 +182,9 @@ async fn a_job_unknown_at_first_is_asked_again_before_it_stalls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rejected_credentials_and_unknown_jobs_stall_with_their_reason_and_recover_when_fixed() {
-    let env = Env::start().await;
-    let operator = env.operator(FAST_RETRIES).await;
-    let ns = env.namespace("bad-input").await;
-    let job = env
-        .sim
-        .create_job(
-            JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(2.0),
-        )
-        .expect("job");
+    let (env, operator, ns) = Env::with_operator(FAST_RETRIES, "bad-input").await;
+    let job =
+        env.job(JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(2.0));
     env.secret(&ns, "wrong", AK, "not-the-secret-key").await;
     let mut manifest = env.cloudjob_manifest("wrong-creds", "ims", &job.job_id);
     manifest["spec"]["credentialsSecretRef"]["name"] = "wrong".into();
@@ -304,17 +284,12 @@ async fn rejected_credentials_and_unknown_jobs_stall_with_their_reason_and_recov
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn throttling_and_server_errors_end_in_the_right_status_and_never_read_as_failed() {
-    let env = Env::start().await;
-    let operator = env.operator(FAST_RETRIES).await;
-    let ns = env.namespace("faults").await;
-    let job = env
-        .sim
-        .create_job(
-            JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance")
-                .duration_secs(6.0)
-                .progress(ProgressCurve::Linear),
-        )
-        .expect("job");
+    let (env, operator, ns) = Env::with_operator(FAST_RETRIES, "faults").await;
+    let job = env.job(
+        JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance")
+            .duration_secs(6.0)
+            .progress(ProgressCurve::Linear),
+    );
     let scope = FaultScope::Job(job.job_id.clone());
     for fault in [
         Fault::next(
@@ -413,16 +388,10 @@ async fn throttling_and_server_errors_end_in_the_right_status_and_never_read_as_
 /// (the gateway's echo of the signed request, a date), so the retries change nothing a user can see.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn retries_of_the_same_problem_write_status_only_once() {
-    let env = Env::start().await;
-    let operator = env.operator(FAST_RETRIES).await;
-    let ns = env.namespace("retries").await;
+    let (env, operator, ns) = Env::with_operator(FAST_RETRIES, "retries").await;
     env.secret(&ns, "wrong", AK, "not-the-secret-key").await;
     let job = env
-        .sim
-        .create_job(
-            JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(600.0),
-        )
-        .expect("job");
+        .job(JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(600.0));
     let mut manifest = env.cloudjob_manifest("rejected", "ims", &job.job_id);
     manifest["spec"]["credentialsSecretRef"]["name"] = "wrong".into();
     env.create_cloudjob_from(&ns, manifest).await;

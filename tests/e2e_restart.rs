@@ -23,23 +23,14 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_operator_finishes_jobs_and_never_polls_finished_ones_again() {
-    let env = Env::start().await;
-    let mut first = env.operator(&[]).await;
-    let ns = env.namespace("restart").await;
-    let short = env
-        .sim
-        .create_job(
-            JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(2.0),
-        )
-        .expect("job");
-    let long = env
-        .sim
-        .create_job(
-            JobSpec::new(Service::Evs, PROJECT, "batchCreateVolume")
-                .duration_secs(14.0)
-                .sub_jobs(2, 0),
-        )
-        .expect("job");
+    let (env, mut first, ns) = Env::with_operator(&[], "restart").await;
+    let short =
+        env.job(JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(2.0));
+    let long = env.job(
+        JobSpec::new(Service::Evs, PROJECT, "batchCreateVolume")
+            .duration_secs(14.0)
+            .sub_jobs(2, 0),
+    );
     env.create_cloudjob(&ns, "short", "ims", &short.job_id)
         .await;
     env.create_cloudjob(&ns, "long", "evs", &long.job_id).await;
@@ -66,13 +57,7 @@ async fn a_restarted_operator_finishes_jobs_and_never_polls_finished_ones_again(
         )
         .await;
     let served = env.sim.job_body(&long.job_id).expect("body");
-    let volumes: Vec<String> = done
-        .outputs
-        .expect("outputs")
-        .resources
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
+    let volumes = resource_ids(&done);
     let served_volumes: Vec<&str> = served["entities"]["sub_jobs"]
         .as_array()
         .expect("sub-jobs")
@@ -103,18 +88,13 @@ async fn a_restarted_operator_finishes_jobs_and_never_polls_finished_ones_again(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unchanged_running_job_is_polled_without_any_status_write() {
-    let env = Env::start().await;
-    let operator = env.operator(&[]).await;
-    let ns = env.namespace("quiet").await;
+    let (env, operator, ns) = Env::with_operator(&[], "quiet").await;
     // Runs for a minute without progress or tasks: nothing a user can see changes while it runs.
-    let job = env
-        .sim
-        .create_job(
-            JobSpec::new(Service::Evs, PROJECT, "createVolume")
-                .duration_secs(60.0)
-                .progress(ProgressCurve::None),
-        )
-        .expect("job");
+    let job = env.job(
+        JobSpec::new(Service::Evs, PROJECT, "createVolume")
+            .duration_secs(60.0)
+            .progress(ProgressCurve::None),
+    );
     env.create_cloudjob(&ns, "quiet", "evs", &job.job_id).await;
     let before = env
         .watch(&ns, "quiet")
@@ -150,15 +130,10 @@ async fn an_unchanged_running_job_is_polled_without_any_status_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pause_and_reconcile_annotations_and_the_deadline_steer_polling() {
-    let env = Env::start().await;
-    let operator = env.operator(&[]).await;
-    let ns = env.namespace("steering").await;
+    let (env, operator, ns) = Env::with_operator(&[], "steering").await;
     let api = env.cloudjobs(&ns);
 
-    let job = env
-        .sim
-        .create_job(JobSpec::new(Service::Ims, PROJECT, "imsImportImageJob").duration_secs(8.0))
-        .expect("job");
+    let job = env.job(JobSpec::new(Service::Ims, PROJECT, "imsImportImageJob").duration_secs(8.0));
     let mut manifest = env.cloudjob_manifest("paused", "ims", &job.job_id);
     manifest["metadata"]["annotations"] = json!({PAUSED_ANNOTATION: "true"});
     env.create_cloudjob_from(&ns, manifest).await;
@@ -189,10 +164,7 @@ async fn pause_and_reconcile_annotations_and_the_deadline_steer_polling() {
         Some("2026-11-23T10:00:00Z")
     );
 
-    let slow = env
-        .sim
-        .create_job(JobSpec::new(Service::Ecs, PROJECT, "createServer").duration_secs(600.0))
-        .expect("job");
+    let slow = env.job(JobSpec::new(Service::Ecs, PROJECT, "createServer").duration_secs(600.0));
     let mut manifest = env.cloudjob_manifest("deadline", "ecs", &slow.job_id);
     manifest["spec"]["activeDeadlineSeconds"] = 4.into();
     env.create_cloudjob_from(&ns, manifest).await;
@@ -220,6 +192,8 @@ const IN_FLIGHT: usize = 200;
 const CREATED_AFTER: usize = 5;
 /// How soon after the restarted API server is ready a new CloudJob must get its first status.
 const PICKUP_LIMIT: Duration = Duration::from_secs(10);
+/// The longest the in-flight jobs may take to reach a phase.
+const SETTLE: Duration = Duration::from_secs(300);
 
 /// kube-apiserver killed (SIGKILL) and restarted in the middle of 200 running jobs: every job still
 /// finishes, CloudJobs created after the restart are picked up within 10 s of its readiness, and no
@@ -227,25 +201,22 @@ const PICKUP_LIMIT: Duration = Duration::from_secs(10);
 /// against a cache that the broken watch left stale).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_api_server_loses_no_cloudjob_and_duplicates_no_event() {
-    let mut env = Env::start().await;
     // 200 jobs polled every 5-10 s ask the simulator 20-40 times a second: a per-endpoint rate limit that
     // fits them, so that what is measured is the recovery from the restart, not a queue of rate-limit
     // turns (a new CloudJob behind 200 others at a 10/s limit waits its turn, by design).
-    let operator = env
-        .operator(&["--rate-limit", "200", "--rate-limit-burst", "50"])
-        .await;
-    let ns = env.namespace("apiserver-restart").await;
+    let (mut env, operator, ns) = Env::with_operator(
+        &["--rate-limit", "200", "--rate-limit-burst", "50"],
+        "apiserver-restart",
+    )
+    .await;
     let mut names = Vec::new();
     for i in 0..IN_FLIGHT {
-        let job = env
-            .sim
-            .create_job(
-                JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance")
-                    .duration_secs(60.0)
-                    .progress(ProgressCurve::Linear)
-                    .tasks(["prepare", "copy", "register"]),
-            )
-            .expect("job");
+        let job = env.job(
+            JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance")
+                .duration_secs(60.0)
+                .progress(ProgressCurve::Linear)
+                .tasks(["prepare", "copy", "register"]),
+        );
         let name = format!("in-flight-{i}");
         let mut manifest = env.cloudjob_manifest(&name, "ims", &job.job_id);
         // Polled every 5-10 s: each job still crosses its milestones and tasks across the restart.
@@ -253,9 +224,13 @@ async fn a_restarted_api_server_loses_no_cloudjob_and_duplicates_no_event() {
         env.create_cloudjob_from(&ns, manifest).await;
         names.push(name);
     }
-    wait_all(&env, &operator, &ns, IN_FLIGHT, "Running", |s| {
-        s.phase == Some(Phase::Running)
-    })
+    env.wait_statuses(
+        &operator,
+        &ns,
+        SETTLE,
+        &format!("{IN_FLIGHT} CloudJobs Running"),
+        at_least_in(IN_FLIGHT, Phase::Running),
+    )
     .await;
 
     env.cp
@@ -288,10 +263,7 @@ async fn a_restarted_api_server_loses_no_cloudjob_and_duplicates_no_event() {
         })
     };
     for i in 0..CREATED_AFTER {
-        let job = env
-            .sim
-            .create_job(JobSpec::new(Service::Evs, PROJECT, "createVolume").duration_secs(2.0))
-            .expect("job");
+        let job = env.job(JobSpec::new(Service::Evs, PROJECT, "createVolume").duration_secs(2.0));
         let name = format!("after-{i}");
         env.create_cloudjob(&ns, &name, "evs", &job.job_id).await;
         names.push(name);
@@ -310,13 +282,12 @@ async fn a_restarted_api_server_loses_no_cloudjob_and_duplicates_no_event() {
         operator.log_warnings()
     );
 
-    wait_all(
-        &env,
+    env.wait_statuses(
         &operator,
         &ns,
-        IN_FLIGHT + CREATED_AFTER,
-        "Succeeded",
-        |s| s.phase == Some(Phase::Succeeded),
+        SETTLE,
+        &format!("{} CloudJobs Succeeded", IN_FLIGHT + CREATED_AFTER),
+        at_least_in(IN_FLIGHT + CREATED_AFTER, Phase::Succeeded),
     )
     .await;
 
@@ -340,39 +311,7 @@ async fn a_restarted_api_server_loses_no_cloudjob_and_duplicates_no_event() {
     assert!(missing.is_empty(), "no Succeeded event for {missing:?}");
 }
 
-/// Watches the namespace's CloudJobs until `count` of them satisfy `done`.
-async fn wait_all(
-    env: &Env,
-    operator: &cloudjob_testkit::Operator,
-    namespace: &str,
-    count: usize,
-    what: &str,
-    done: impl Fn(&CloudJobStatus) -> bool,
-) {
-    let api = env.cloudjobs(namespace);
-    let mut matching: HashSet<String> = HashSet::new();
-    let wait = async {
-        let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()).applied_objects());
-        while matching.len() < count {
-            let Some(cj) = stream.try_next().await.expect("watch") else {
-                break;
-            };
-            let name = cj.metadata.name.clone().unwrap_or_default();
-            if cj.status.as_ref().is_some_and(&done) {
-                matching.insert(name);
-            } else {
-                matching.remove(&name);
-            }
-        }
-    };
-    if tokio::time::timeout(Duration::from_secs(300), wait)
-        .await
-        .is_err()
-    {
-        panic!(
-            "{} of {count} CloudJobs {what} after 300 s\n{}",
-            matching.len(),
-            operator.log_tail()
-        );
-    }
+/// At least `count` of the CloudJobs are in `phase`.
+fn at_least_in(count: usize, phase: Phase) -> impl Fn(&HashMap<String, CloudJobStatus>) -> bool {
+    move |statuses| statuses.values().filter(|s| s.phase == Some(phase)).count() >= count
 }

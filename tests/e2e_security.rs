@@ -125,9 +125,7 @@ fn ready_message(status: &cloudjob_operator::crd::CloudJobStatus) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn endpoints_are_allowed_not_just_accepted_and_no_internal_answer_reaches_status_or_events() {
-    let env = Env::start().await;
-    let operator = env.operator(FAST_RETRIES).await;
-    let ns = env.namespace("ssrf").await;
+    let (env, operator, ns) = Env::with_operator(FAST_RETRIES, "ssrf").await;
     let job_id = "ff8080814dbd65d7014dbe0d84db0013";
 
     // Refused before any request: the harness allows 127.0.0.1 only.
@@ -346,12 +344,9 @@ async fn no_credential_reaches_logs_events_status_or_metrics_on_any_problem_path
     }
 
     let job = |duration| {
-        env.sim
-            .create_job(
-                JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance")
-                    .duration_secs(duration),
-            )
-            .expect("job")
+        env.job(
+            JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(duration),
+        )
     };
     let throttled = job(2.0);
     env.sim.set_fault(
@@ -514,9 +509,7 @@ const HOSTILE_PEAK_LIMIT_KIB: u64 = 128 * 1024;
 /// parsed off the async workers, and only a bounded status is kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hostile_answers_polled_again_and_again_keep_memory_bounded_and_healthz_in_time() {
-    let env = Env::start().await;
-    let operator = env.operator(FAST_RETRIES).await;
-    let ns = env.namespace("hostile-running").await;
+    let (env, operator, ns) = Env::with_operator(FAST_RETRIES, "hostile-running").await;
     let mut job_ids = Vec::new();
     for i in 0..HOSTILE_RUNNING {
         let job_id = format!("{i:0>31}r");
@@ -562,9 +555,7 @@ async fn hostile_answers_polled_again_and_again_keep_memory_bounded_and_healthz_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hostile_answer_ends_the_job_with_a_status_far_below_etcds_limit() {
-    let env = Env::start().await;
-    let operator = env.operator(FAST_RETRIES).await;
-    let ns = env.namespace("hostile").await;
+    let (env, operator, ns) = Env::with_operator(FAST_RETRIES, "hostile").await;
     let mut names = Vec::new();
     for (i, status) in ["SUCCESS", "FAIL"].into_iter().enumerate() {
         let job_id = format!("{i:0>31}h");
@@ -655,12 +646,8 @@ async fn idle_connections_to_the_metrics_port_neither_exhaust_descriptors_nor_st
     );
     // The operator still reads Secrets and polls: a new job completes while the connections are open.
     let ns = env.namespace("after-flood").await;
-    let job = env
-        .sim
-        .create_job(
-            JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(1.0),
-        )
-        .expect("job");
+    let job =
+        env.job(JobSpec::new(Service::Ims, PROJECT, "imsCreateImageByInstance").duration_secs(1.0));
     env.create_cloudjob(&ns, "after", "ims", &job.job_id).await;
     env.wait_status(&operator, &ns, "after", "Succeeded", |s| {
         s.phase == Some(Phase::Succeeded)
@@ -671,9 +658,7 @@ async fn idle_connections_to_the_metrics_port_neither_exhaust_descriptors_nor_st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cancelled_and_error_statuses_end_failed_instead_of_running_forever() {
-    let env = Env::start().await;
-    let operator = env.operator(FAST_RETRIES).await;
-    let ns = env.namespace("terminal").await;
+    let (env, operator, ns) = Env::with_operator(FAST_RETRIES, "terminal").await;
     for (i, (raw, reason)) in [("CANCELLED", "JobCancelled"), ("ERROR", "JobFailed")]
         .into_iter()
         .enumerate()
@@ -709,8 +694,7 @@ async fn secret_references_userinfo_and_immutable_fields_are_checked_by_the_api_
     let env = Env::start().await;
     let ns = env.namespace("admission").await;
     let valid = env.cloudjob_manifest("valid", "ims", "ff8080814dbd65d7014dbe0d84db0013");
-    let (ok, out) = env.kubectl_apply(&ns, &valid).await;
-    assert!(ok, "a valid CloudJob is accepted: {out}");
+    env.apply_accepted(&ns, &valid, "a valid CloudJob").await;
 
     let mut cases: Vec<(String, serde_json::Value, Vec<&str>)> = Vec::new();
     for name in [
@@ -754,14 +738,7 @@ async fn secret_references_userinfo_and_immutable_fields_are_checked_by_the_api_
         vec!["spec.endpoint", "user name or password"],
     ));
     for (what, manifest, needles) in cases {
-        let (ok, out) = env.kubectl_apply(&ns, &manifest).await;
-        assert!(!ok, "{what}: should be rejected, kubectl said: {out}");
-        for needle in needles {
-            assert!(
-                out.contains(needle),
-                "{what}: message should contain {needle:?}: {out}"
-            );
-        }
+        env.apply_refused(&ns, &manifest, &what, &needles).await;
     }
 
     // projectId, service and endpoint cannot change, like jobId.
@@ -782,12 +759,13 @@ async fn secret_references_userinfo_and_immutable_fields_are_checked_by_the_api_
         .remove("endpoint");
     edits.push(("spec.endpoint", removed));
     for (field, manifest) in edits {
-        let (ok, out) = env.kubectl_apply(&ns, &manifest).await;
-        assert!(!ok, "changing {field} should be rejected: {out}");
-        assert!(
-            out.contains(field) && out.contains("immutable"),
-            "{field}: {out}"
-        );
+        env.apply_refused(
+            &ns,
+            &manifest,
+            &format!("changing {field}"),
+            &[field, "immutable"],
+        )
+        .await;
     }
     // Adding an endpoint to a CloudJob created without one is a change too.
     let mut without = valid.clone();
@@ -796,17 +774,18 @@ async fn secret_references_userinfo_and_immutable_fields_are_checked_by_the_api_
         .as_object_mut()
         .expect("spec")
         .remove("endpoint");
-    let (ok, out) = env.kubectl_apply(&ns, &without).await;
-    assert!(ok, "{out}");
+    env.apply_accepted(&ns, &without, "a CloudJob without an endpoint")
+        .await;
     without["spec"]["endpoint"] = "https://ims.eu-de.otc.t-systems.com".into();
-    let (ok, out) = env.kubectl_apply(&ns, &without).await;
-    assert!(
-        !ok && out.contains("spec.endpoint") && out.contains("immutable"),
-        "{out}"
-    );
+    env.apply_refused(
+        &ns,
+        &without,
+        "adding an endpoint",
+        &["spec.endpoint", "immutable"],
+    )
+    .await;
     // The region may still be edited.
     let mut region = valid.clone();
     region["spec"]["region"] = "eu-nl".into();
-    let (ok, out) = env.kubectl_apply(&ns, &region).await;
-    assert!(ok, "editing the region is allowed: {out}");
+    env.apply_accepted(&ns, &region, "editing the region").await;
 }

@@ -102,9 +102,7 @@ fn job_id_of(body: &mut Value) -> &mut Value {
 /// job) each end in the right phase, ids, progress and reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_service_reads_success_failure_sub_jobs_unknown_jobs_and_throttling() {
-    let env = Env::start().await;
-    let operator = env.operator(FAST_RETRIES).await;
-    let ns = env.namespace("services").await;
+    let (env, operator, ns) = Env::with_operator(FAST_RETRIES, "services").await;
 
     for (name, service, ..) in ROWS {
         let mut body = fixture(name);
@@ -234,9 +232,7 @@ async fn every_service_reads_success_failure_sub_jobs_unknown_jobs_and_throttlin
 /// can choose either; the simulator serves the job under both, and counts which path was asked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ims_reads_either_job_path_as_the_cloud_or_the_cloudjob_says() {
-    let env = Env::start().await;
-    let operator = env.operator(&[]).await;
-    let ns = env.namespace("ims-paths").await;
+    let (env, operator, ns) = Env::with_operator(&[], "ims-paths").await;
     let body = fixture("ims-success");
     let job_id = body["job_id"].as_str().expect("id").to_string();
     env.sim
@@ -311,14 +307,12 @@ fn ready_reason(status: &CloudJobStatus) -> Option<&str> {
 /// never failed by the operator, and runs to its end once paid.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unpaid_order_waits_as_pending_payment_until_paid() {
-    let env = Env::start().await;
-    let operator = env.operator(&[]).await;
-    let ns = env.namespace("payment").await;
+    let (env, operator, ns) = Env::with_operator(&[], "payment").await;
     let mut spec = JobSpec::new(Service::Ecs, PROJECT, "createServer")
         .start_delay_secs(30.0 * 86_400.0)
         .duration_secs(1.0);
     spec.initial_status = "PENDING_PAYMENT".into();
-    let job = env.sim.create_job(spec).expect("job");
+    let job = env.job(spec);
     env.create_cloudjob(&ns, "unpaid", "ecs", &job.job_id).await;
 
     let waiting = env

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use node_support::{output_of, repo_root};
 
 /// What an image recipe says about the image.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
 struct Layout {
     user: String,
     entrypoint: Vec<String>,
@@ -47,13 +47,7 @@ fn dockerfile_layout(text: &str) -> (String, Layout) {
         .next()
         .expect("FROM names a base")
         .to_owned();
-    let mut layout = Layout {
-        user: String::new(),
-        entrypoint: Vec::new(),
-        cmd: Vec::new(),
-        ports: BTreeSet::new(),
-        files: BTreeSet::new(),
-    };
+    let mut layout = Layout::default();
     let json_list = |rest: &str| -> Vec<String> {
         serde_json::from_str(rest.trim()).unwrap_or_else(|e| panic!("exec form {rest:?}: {e}"))
     };
@@ -90,13 +84,7 @@ fn dockerfile_layout(text: &str) -> (String, Layout) {
 
 /// The layout tools/image/build.sh passes to pack.sh.
 fn script_layout(text: &str) -> Layout {
-    let mut layout = Layout {
-        user: String::new(),
-        entrypoint: Vec::new(),
-        cmd: Vec::new(),
-        ports: BTreeSet::new(),
-        files: BTreeSet::new(),
-    };
+    let mut layout = Layout::default();
     let start = text.find("pack.sh\"").expect("build.sh calls pack.sh");
     let call: String = text[start..]
         .lines()

@@ -9,8 +9,9 @@
 # Stable symlinks (helm4, kstatus, argocd-lua) point at the last build, for people.
 #
 # Cache: ${CLOUDJOB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cloudjob-operator}/bin/<name>-<key>, keyed by
-# the pinned version and, for the project's own programs, a hash of their sources. Each binary is built to a
-# temporary file and renamed into place only when the build succeeded; a lock serializes concurrent callers.
+# the pinned version and, for the project's own programs, a hash of their sources (with objects/, the local
+# module both read their input with). Each binary is built to a temporary file and renamed into place only
+# when the build succeeded; a lock serializes concurrent callers.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -47,10 +48,11 @@ if [[ ! -x "$helm4" ]]; then
   exit 1
 fi
 
-# build_own NAME DIR: go build the module in DIR into $bin/NAME-<hash of DIR>.
+# build_own NAME DIR LOCAL...: go build the module in DIR into $bin/NAME-<hash of DIR and LOCAL...>, where
+# LOCAL are the local modules DIR/go.mod replaces an import with (a change to them rebuilds it too).
 build_own() {
   local name="$1" dir="$2" target
-  target="$bin/$name-$(hash "$dir")"
+  target="$bin/$name-$(hash "${@:2}")"
   if [[ ! -x "$target" ]]; then
     log "building $name (first run only)"
     local started=$SECONDS tmp="$target.tmp.$$"
@@ -60,8 +62,8 @@ build_own() {
   fi
   echo "$target"
 }
-kstatus="$(build_own kstatus "$here/kstatus")"
-argocd_lua="$(build_own "argocd-lua-$ARGOCD_VERSION" "$here/argocd-lua")"
+kstatus="$(build_own kstatus "$here/kstatus" "$here/objects")"
+argocd_lua="$(build_own "argocd-lua-$ARGOCD_VERSION" "$here/argocd-lua" "$here/objects")"
 
 # --- argo-cd's own health test (util/lua TestLuaHealthScript), unchanged. It reads each health.lua from
 # the embedded resource_customizations package, so the test binary is built from a copy of the argo-cd

@@ -46,6 +46,48 @@ fn nice_ceil(x: f64) -> f64 {
         .unwrap_or(10.0 * base)
 }
 
+/// The start of an SVG document `width` × `height` on white, with `title` centred at the top.
+fn document(width: f64, height: f64, title: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(
+        s,
+        r#"<rect width="100%" height="100%" fill="white"/><text x="{}" y="22" text-anchor="middle" font-size="15" font-weight="bold">{title}</text>"#,
+        width / 2.0
+    );
+    s
+}
+
+/// The ticks of a log axis: 1, 2 and 5 × 10^k from `lo` (a power of ten) up to `hi`.
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let mut ticks = Vec::new();
+    let mut tick = lo;
+    while tick <= hi * 1.000_001 {
+        for m in [1.0, 2.0, 5.0] {
+            let v = tick * m;
+            if v > hi * 1.000_001 {
+                break;
+            }
+            ticks.push(v);
+        }
+        tick *= 10.0;
+    }
+    ticks
+}
+
+/// A vertical grid line at `x` across a plot `h` high from `top`, labelled `v` below it.
+fn x_tick(s: &mut String, x: f64, v: f64, top: f64, h: f64) {
+    let _ = writeln!(
+        s,
+        r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{}" stroke="#ddd"/><text x="{x:.1}" y="{}" text-anchor="middle">{v}</text>"##,
+        top + h,
+        top + h + 16.0
+    );
+}
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -64,15 +106,10 @@ pub fn plot(runs: &[(RunResult, Vec<JobRecordSet>)]) -> String {
     let width = PANEL_W * panels;
     let policies = runs.first().map_or(2, |(run, _)| run.modes.len());
     let height = PANEL_H + 30.0 + 18.0 * policies as f64;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(
-        s,
-        r#"<rect width="100%" height="100%" fill="white"/><text x="{}" y="22" text-anchor="middle" font-size="15" font-weight="bold">Completion detection delay vs cloud GETs per job</text>"#,
-        width / 2.0
+    let mut s = document(
+        width,
+        height,
+        "Completion detection delay vs cloud GETs per job",
     );
     for (i, (run, sets)) in runs.iter().enumerate() {
         panel(&mut s, i as f64 * PANEL_W, run, sets);
@@ -133,22 +170,8 @@ fn panel(s: &mut String, x0: f64, run: &RunResult, sets: &[JobRecordSet]) {
         r##"<rect x="{left}" y="{top}" width="{w}" height="{h}" fill="none" stroke="#444"/>"##
     );
     // X ticks at 1, 2, 5 × 10^k.
-    let mut tick = 1.0;
-    while tick <= x_max * 1.000_001 {
-        for m in [1.0, 2.0, 5.0] {
-            let v = tick * m;
-            if v > x_max * 1.000_001 {
-                break;
-            }
-            let x = px(v);
-            let _ = writeln!(
-                s,
-                r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{}" stroke="#ddd"/><text x="{x:.1}" y="{}" text-anchor="middle">{v}</text>"##,
-                top + h,
-                top + h + 16.0
-            );
-        }
-        tick *= 10.0;
+    for v in log_ticks(1.0, x_max) {
+        x_tick(s, px(v), v, top, h);
     }
     for k in 0..=5 {
         let v = y_max * f64::from(k) / 5.0;
@@ -242,15 +265,10 @@ pub fn frontier(panels: &[(String, Vec<FrontierPoint>)]) -> String {
     let width = PANEL_W * count;
     let rows = panels.iter().map(|(_, p)| p.len()).max().unwrap_or(0) as f64;
     let height = PANEL_H + 48.0 + 16.0 * rows;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(
-        s,
-        r#"<rect width="100%" height="100%" fill="white"/><text x="{}" y="22" text-anchor="middle" font-size="15" font-weight="bold">Requests against detection delay, one point per policy</text>"#,
-        width / 2.0
+    let mut s = document(
+        width,
+        height,
+        "Requests against detection delay, one point per policy",
     );
     for (i, (title, points)) in panels.iter().enumerate() {
         frontier_panel(&mut s, i as f64 * PANEL_W, title, points);
@@ -314,40 +332,18 @@ fn frontier_panel(s: &mut String, x0: f64, title: &str, points: &[FrontierPoint]
         left + w / 2.0,
         escape(title)
     );
-    let mut tick = x_lo;
-    while tick <= x_hi * 1.000_001 {
-        for m in [1.0, 2.0, 5.0] {
-            let v = tick * m;
-            if v > x_hi * 1.000_001 {
-                break;
-            }
-            let x = px(v);
-            let _ = writeln!(
-                s,
-                r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{}" stroke="#ddd"/><text x="{x:.1}" y="{}" text-anchor="middle">{v}</text>"##,
-                top + h,
-                top + h + 16.0
-            );
-        }
-        tick *= 10.0;
+    for v in log_ticks(x_lo, x_hi) {
+        x_tick(s, px(v), v, top, h);
     }
-    let mut tick = y_lo;
-    while tick <= y_hi * 1.000_001 {
-        for m in [1.0, 2.0, 5.0] {
-            let v = tick * m;
-            if v > y_hi * 1.000_001 {
-                break;
-            }
-            let y = py(v);
-            let _ = writeln!(
-                s,
-                r##"<line x1="{left}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{v}</text>"##,
-                left + w,
-                left - 6.0,
-                y + 4.0
-            );
-        }
-        tick *= 10.0;
+    for v in log_ticks(y_lo, y_hi) {
+        let y = py(v);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{left}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{v}</text>"##,
+            left + w,
+            left - 6.0,
+            y + 4.0
+        );
     }
     let _ = writeln!(
         s,
@@ -380,6 +376,15 @@ fn frontier_panel(s: &mut String, x0: f64, title: &str, points: &[FrontierPoint]
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_ticks_are_1_2_5_times_powers_of_ten() {
+        assert_eq!(
+            log_ticks(1.0, 120.0),
+            [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]
+        );
+        assert_eq!(log_ticks(0.1, 2.0), [0.1, 0.2, 0.5, 1.0, 2.0]);
+    }
 
     #[test]
     fn nice_bounds() {

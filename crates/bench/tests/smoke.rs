@@ -3,25 +3,19 @@
 //!
 //! Runs the debug operator build (built here if missing), since only correctness is checked.
 
-use std::time::Duration;
+mod common;
 
-use cloudjob_bench::{BenchConfig, Mode, operator, run_n};
+use cloudjob_bench::{BenchConfig, Mode, run_n};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_smoke_100_jobs_both_modes() {
-    let bin = operator::build_operator(false)
-        .await
-        .expect("operator builds");
-    let out = tempfile::tempdir().expect("temp dir");
+    let (_out, base) = common::smoke_config().await;
     let cfg = BenchConfig {
-        time_scale: 20.0,
         // Low enough that the adaptive mode's first polls (100 jobs every 2 s, half of them IMS) press
         // against it, so "the limit held" is a real check.
         rate_limit: 20,
         rate_limit_burst: 5,
-        restart_window: Duration::from_secs(5),
-        grace: Duration::from_secs(60),
-        ..BenchConfig::new(bin, out.path().to_path_buf())
+        ..base
     };
     let (run, records) = run_n(&cfg, 100).await.expect("benchmark run");
 

@@ -3,27 +3,23 @@
 //! that the operator learned the history from its cache at start and the measured jobs as they finished,
 //! and the model-free properties; timings are not asserted (the machine is shared).
 
+mod common;
+
 use std::time::Duration;
 
-use cloudjob_bench::{BenchConfig, Policy, Workload, operator, run_n};
+use cloudjob_bench::{BenchConfig, Policy, Workload, run_n};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_smoke_typed_workload_with_history() {
-    let bin = operator::build_operator(false)
-        .await
-        .expect("operator builds");
-    let out = tempfile::tempdir().expect("temp dir");
+    let (_out, base) = common::smoke_config().await;
     let cfg = BenchConfig {
-        time_scale: 20.0,
         workload: Workload::Typed,
         policies: vec![
             Policy::adaptive(true),
             Policy::fixed(Duration::from_secs(10)),
         ],
         history_per_type: 20,
-        restart_window: Duration::from_secs(5),
-        grace: Duration::from_secs(60),
-        ..BenchConfig::new(bin, out.path().to_path_buf())
+        ..base
     };
     let (run, records) = run_n(&cfg, 80).await.expect("benchmark run");
 

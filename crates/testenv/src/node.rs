@@ -347,19 +347,9 @@ impl HostState {
     }
 }
 
+/// The non-blank lines `program args` prints, as [`run_ok`] runs it.
 fn run_lines(program: &str, args: &[&str]) -> anyhow::Result<Vec<String>> {
-    let output = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {program}"))?;
-    if !output.status.success() {
-        bail!(
-            "{program} {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&output.stdout)
+    Ok(String::from_utf8_lossy(&run_ok(program, args)?)
         .lines()
         .map(str::to_owned)
         .filter(|l| !l.trim().is_empty())
@@ -764,52 +754,30 @@ impl Node {
         let dir = self.dir.clone();
         let logs = dir.join("logs");
         let kubeconfig_arg = format!("--kubeconfig={}", kubeconfig.display());
-        let mut kcm = Command::new(&self.binaries.kube_controller_manager);
-        kcm.arg(&kubeconfig_arg)
-            .arg(format!(
-                "--authentication-kubeconfig={}",
-                kubeconfig.display()
-            ))
-            .arg(format!(
-                "--authorization-kubeconfig={}",
-                kubeconfig.display()
-            ))
-            .arg("--leader-elect=false")
-            .arg("--bind-address=127.0.0.1")
-            .arg(format!("--secure-port={}", free_port()))
-            .arg(format!("--cert-dir={}", dir.join("kcm-certs").display()))
-            .arg(format!(
-                "--service-account-private-key-file={}",
-                cp_dir.join("pki/sa.key").display()
-            ))
-            // Published as every namespace's kube-root-ca.crt, which the pods' token volume mounts.
-            .arg(format!(
-                "--root-ca-file={}",
-                cp_dir.join("pki/ca.crt").display()
-            ))
-            .arg("--use-service-account-credentials=false")
-            // Quick node-lifecycle reactions: the not-ready taint goes as soon as kubelet is Ready.
-            .arg("--node-monitor-period=1s");
+        let mut kcm = control_plane_component(
+            &self.binaries.kube_controller_manager,
+            &kubeconfig,
+            &dir.join("kcm-certs"),
+        );
+        kcm.arg(format!(
+            "--service-account-private-key-file={}",
+            cp_dir.join("pki/sa.key").display()
+        ))
+        // Published as every namespace's kube-root-ca.crt, which the pods' token volume mounts.
+        .arg(format!(
+            "--root-ca-file={}",
+            cp_dir.join("pki/ca.crt").display()
+        ))
+        .arg("--use-service-account-credentials=false")
+        // Quick node-lifecycle reactions: the not-ready taint goes as soon as kubelet is Ready.
+        .arg("--node-monitor-period=1s");
         self.spawn("kube-controller-manager", kcm, &logs)?;
 
-        let mut scheduler = Command::new(&self.binaries.kube_scheduler);
-        scheduler
-            .arg(&kubeconfig_arg)
-            .arg(format!(
-                "--authentication-kubeconfig={}",
-                kubeconfig.display()
-            ))
-            .arg(format!(
-                "--authorization-kubeconfig={}",
-                kubeconfig.display()
-            ))
-            .arg("--leader-elect=false")
-            .arg("--bind-address=127.0.0.1")
-            .arg(format!("--secure-port={}", free_port()))
-            .arg(format!(
-                "--cert-dir={}",
-                dir.join("scheduler-certs").display()
-            ));
+        let scheduler = control_plane_component(
+            &self.binaries.kube_scheduler,
+            &kubeconfig,
+            &dir.join("scheduler-certs"),
+        );
         self.spawn("kube-scheduler", scheduler, &logs)?;
 
         let kubelet_dir = dir.join("kubelet");
@@ -1055,6 +1023,28 @@ impl Drop for Node {
     }
 }
 
+/// kube-controller-manager or kube-scheduler as this node runs them: with the node's kubeconfig for the API
+/// server and for authenticating and authorizing their own endpoint, served on a free port of 127.0.0.1
+/// with a self-signed certificate in `cert_dir`, and no leader election (there is one of each).
+fn control_plane_component(binary: &Path, kubeconfig: &Path, cert_dir: &Path) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .arg(format!(
+            "--authentication-kubeconfig={}",
+            kubeconfig.display()
+        ))
+        .arg(format!(
+            "--authorization-kubeconfig={}",
+            kubeconfig.display()
+        ))
+        .arg("--leader-elect=false")
+        .arg("--bind-address=127.0.0.1")
+        .arg(format!("--secure-port={}", free_port()))
+        .arg(format!("--cert-dir={}", cert_dir.display()));
+    command
+}
+
 fn node_is_schedulable(node: &K8sNode) -> bool {
     let ready = node
         .status
@@ -1115,7 +1105,9 @@ imageGCLowThresholdPercent: 99
     )
 }
 
-fn run_ok(program: &str, args: &[&str]) -> anyhow::Result<()> {
+/// Runs `program args` with no stdin and returns what it printed on stdout; an error with what it printed
+/// on stderr when it fails.
+fn run_ok(program: &str, args: &[&str]) -> anyhow::Result<Vec<u8>> {
     let output = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -1128,7 +1120,7 @@ fn run_ok(program: &str, args: &[&str]) -> anyhow::Result<()> {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    Ok(())
+    Ok(output.stdout)
 }
 
 /// For tests: `Ok(Some(node))`, or `Ok(None)` after printing why a node cannot run here; under CI

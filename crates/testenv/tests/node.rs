@@ -48,19 +48,49 @@ async fn run_pod(client: kube::Client) {
         .expect("watching the pod");
 }
 
+/// `flock ARGS LOCK true` on the host-wide node lock: whether it got the lock.
+fn flock_node_lock(args: &[&str]) -> bool {
+    Command::new("flock")
+        .args(args)
+        .arg(Path::new(HOST_STATE_DIR).join("lock"))
+        .arg("true")
+        .status()
+        .expect("flock runs")
+        .success()
+}
+
 /// Waits until no node (of another process) holds the host lock, so that "before" is not taken while
 /// someone else's node is up. (The node itself then waits for the same lock.)
 fn wait_until_no_node_runs() {
-    let lock = Path::new(HOST_STATE_DIR).join("lock");
-    if lock.exists() {
-        let free = Command::new("flock")
-            .args(["--timeout", "1800"])
-            .arg(&lock)
-            .arg("true")
-            .status()
-            .expect("flock runs");
-        assert!(free.success(), "another node held the lock for 30 minutes");
+    if Path::new(HOST_STATE_DIR).join("lock").exists() {
+        assert!(
+            flock_node_lock(&["--timeout", "1800"]),
+            "another node held the lock for 30 minutes"
+        );
     }
+}
+
+/// The start of every test here: the host to this test alone ([`HOST`]), the node prepared, no other
+/// node running, and the host's state before this test's node. `None` where no node can run (see
+/// [`node_can_run`]).
+async fn host_before() -> Option<(tokio::sync::MutexGuard<'static, ()>, HostState)> {
+    let host = HOST.lock().await;
+    if !node_can_run().await {
+        return None;
+    }
+    wait_until_no_node_runs();
+    Some((host, HostState::capture().expect("host state")))
+}
+
+/// A client of the cluster that `kubeconfig` describes.
+async fn client_from(kubeconfig: &Path) -> kube::Client {
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig"),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("config");
+    kube::Client::try_from(config).expect("client")
 }
 
 fn assert_restored(before: &HostState, after: &HostState) {
@@ -76,12 +106,10 @@ fn assert_restored(before: &HostState, after: &HostState) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_runs_a_pod_and_leaves_the_host_as_it_found_it() {
-    let _host = HOST.lock().await;
-    // Build and install first, so that "before" is taken on a prepared machine (an error here is
-    // reported, or skipped, by start_node_or_skip below).
-    let _ = tokio::task::spawn_blocking(prepare_node).await;
-    wait_until_no_node_runs();
-    let before = HostState::capture().expect("host state");
+    // Build and install first, so that "before" is taken on a prepared machine.
+    let Some((_host, before)) = host_before().await else {
+        return;
+    };
     let started = Instant::now();
     let Some(mut node) = start_node_or_skip().await.expect("the node starts") else {
         return;
@@ -93,14 +121,10 @@ async fn a_node_runs_a_pod_and_leaves_the_host_as_it_found_it() {
         "the node has its bridge"
     );
     // Only one node at a time: the node's keeper holds the host-wide lock while it runs.
-    let lock = Path::new(HOST_STATE_DIR).join("lock");
-    let second = Command::new("flock")
-        .arg("--nonblock")
-        .arg(&lock)
-        .arg("true")
-        .status()
-        .expect("flock runs");
-    assert!(!second.success(), "the node lock is held while a node runs");
+    assert!(
+        !flock_node_lock(&["--nonblock"]),
+        "the node lock is held while a node runs"
+    );
     run_pod(node.control_plane().client()).await;
     let with_pod = HostState::capture().expect("host state");
     assert!(
@@ -149,12 +173,9 @@ fn kubeconfig_from(stdout: impl std::io::Read) -> Option<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkilled_owner_still_leaves_the_host_as_it_found_it() {
-    let _host = HOST.lock().await;
-    if !node_can_run().await {
+    let Some((_host, before)) = host_before().await else {
         return;
-    }
-    wait_until_no_node_runs();
-    let before = HostState::capture().expect("host state");
+    };
     // The owner is a separate process (`cloudjob-testenv run --node`) so that it can be SIGKILLed.
     let mut runner = Command::new(env!("CARGO_BIN_EXE_cloudjob-testenv"))
         .args(["run", "--node"])
@@ -178,27 +199,17 @@ async fn a_sigkilled_owner_still_leaves_the_host_as_it_found_it() {
         .await
         .expect("task")
         .expect("the runner prints its kubeconfig once the node is ready");
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig"),
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .expect("config");
-    run_pod(kube::Client::try_from(config).expect("client")).await;
+    run_pod(client_from(&kubeconfig).await).await;
 
     // SIGKILL: no destructor runs; the keepers notice their closed pipes.
     runner.kill().expect("SIGKILL");
     runner.wait().expect("reaped");
     let killed = Instant::now();
     // The node keeper holds the lock until its teardown is done.
-    let lock = Path::new(HOST_STATE_DIR).join("lock");
-    let waited = Command::new("flock")
-        .args(["--timeout", "120"])
-        .arg(&lock)
-        .arg("true")
-        .status()
-        .expect("flock runs");
-    assert!(waited.success(), "the teardown finishes within 2 minutes");
+    assert!(
+        flock_node_lock(&["--timeout", "120"]),
+        "the teardown finishes within 2 minutes"
+    );
     eprintln!(
         "host restored {:.1} s after the SIGKILL",
         killed.elapsed().as_secs_f64()
@@ -206,24 +217,35 @@ async fn a_sigkilled_owner_still_leaves_the_host_as_it_found_it() {
     let log = std::fs::read_to_string(Path::new(HOST_STATE_DIR).join("teardown.log"))
         .expect("teardown log");
     assert!(log.contains("done (failed=0)"), "teardown log:\n{log}");
-    // The control plane's own watchdog removes its directory; give it its 3 s grace period.
-    let cp_dir = kubeconfig.parent().expect("dir").to_path_buf();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while cp_dir.exists() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    // The control plane's own watchdog removes its directory after its 3 s grace period: once it has
+    // exited, the directory is gone.
+    let cp_dir = kubeconfig
+        .parent()
+        .expect("dir")
+        .to_string_lossy()
+        .into_owned();
+    for watchdog in processes_mentioning(&cp_dir)
+        .iter()
+        .filter(|p| p.contains("cloudjob-testenv-watchdog"))
+    {
+        let pid = watchdog.split(' ').next().and_then(|p| p.parse().ok());
+        assert!(
+            exited(pid.expect("pid"), Duration::from_secs(15)).await,
+            "the watchdog exits within 15 s: {watchdog}"
+        );
     }
-    assert!(!cp_dir.exists(), "the control plane's directory is gone");
+    assert!(
+        !Path::new(&cp_dir).exists(),
+        "the control plane's directory is gone"
+    );
     assert_restored(&before, &HostState::capture().expect("host state"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_node_runs_in_the_background_and_down_restores_the_host() {
-    let _host = HOST.lock().await;
-    if !node_can_run().await {
+    let Some((_host, before)) = host_before().await else {
         return;
-    }
-    wait_until_no_node_runs();
-    let before = HostState::capture().expect("host state");
+    };
     let parent = tempfile::tempdir().expect("temp dir");
     let dir = parent.path().join("dev-cluster");
     let testenv = |args: &[&str]| {
@@ -248,13 +270,7 @@ async fn up_node_runs_in_the_background_and_down_restores_the_host() {
         "{stdout}"
     );
     // The command has returned; the node keeps running (a pod still starts on it).
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig"),
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .expect("config");
-    run_pod(kube::Client::try_from(config).expect("client")).await;
+    run_pod(client_from(&kubeconfig).await).await;
     let status = testenv(&["status"]);
     assert!(
         status.status.success(),
@@ -318,10 +334,9 @@ fn processes_mentioning(text: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_owner_still_leaves_the_host_as_it_found_it() {
-    let _host = HOST.lock().await;
-    let _ = tokio::task::spawn_blocking(prepare_node).await;
-    wait_until_no_node_runs();
-    let before = HostState::capture().expect("host state");
+    let Some((_host, before)) = host_before().await else {
+        return;
+    };
     // The node is dropped while the task unwinds.
     let task = tokio::spawn(async {
         let Some(node) = start_node_or_skip().await.expect("the node starts") else {
@@ -336,4 +351,23 @@ async fn a_panicking_owner_still_leaves_the_host_as_it_found_it() {
         Err(e) => assert!(e.is_panic(), "the task panicked: {e}"),
     }
     assert_restored(&before, &HostState::capture().expect("host state"));
+}
+
+/// Waits up to `timeout` for the process `pid` (not a child of this one) to exit: a poll(2) of its pidfd,
+/// which becomes readable when the process exits. Whether it exited (at once if there is no such process).
+async fn exited(pid: i32, timeout: Duration) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let Some(pid) = rustix::process::Pid::from_raw(pid) else {
+        return true;
+    };
+    let Ok(pidfd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) else {
+        return true; // ESRCH: already gone
+    };
+    let timeout = Timespec::try_from(timeout).expect("timeout");
+    tokio::task::spawn_blocking(move || {
+        let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
+        poll(&mut fds, Some(&timeout)).expect("poll of the pidfd") == 1
+    })
+    .await
+    .expect("task")
 }

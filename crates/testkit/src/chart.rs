@@ -101,6 +101,24 @@ pub fn objects(ids: &[(&str, &str, &str)]) -> BTreeSet<ObjectId> {
         .collect()
 }
 
+/// What every release of the chart holds: the Deployment with its ServiceAccount and metrics Service, the
+/// ClusterRole and its binding when it watches all namespaces (`cluster_wide`), and `extra`.
+pub fn release_objects(cluster_wide: bool, extra: &[(&str, &str, &str)]) -> BTreeSet<ObjectId> {
+    let mut ids = objects(&[
+        ("Deployment", RELEASE_NAMESPACE, FULLNAME),
+        ("Service", RELEASE_NAMESPACE, "cloudjob-operator-metrics"),
+        ("ServiceAccount", RELEASE_NAMESPACE, FULLNAME),
+    ]);
+    if cluster_wide {
+        ids.extend(objects(&[
+            ("ClusterRole", "", FULLNAME),
+            ("ClusterRoleBinding", "", FULLNAME),
+        ]));
+    }
+    ids.extend(objects(extra));
+    ids
+}
+
 /// The operator container's environment as name -> value (or the valueFrom object, as JSON text).
 pub fn container_env(deployment: &Value) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();

@@ -3,6 +3,7 @@
 //! test code does.
 
 use std::{
+    collections::{BTreeMap, HashMap},
     path::{Path, PathBuf},
     process::Output,
     sync::atomic::{AtomicU64, Ordering},
@@ -10,8 +11,9 @@ use std::{
 };
 
 use cloudjob_operator::crd::{CloudJob, CloudJobStatus, RECONCILE_REQUESTED_ANNOTATION};
-use cloudjob_sim::{SimConfig, Simulator};
+use cloudjob_sim::{CreatedJob, JobSpec, SimConfig, Simulator};
 use cloudjob_testenv::ControlPlane;
+use futures::TryStreamExt as _;
 use k8s_openapi::{
     api::{core::v1::Namespace, core::v1::Secret, events::v1::Event},
     apimachinery::pkg::apis::meta::v1::Condition,
@@ -19,6 +21,7 @@ use k8s_openapi::{
 use kube::{
     Api, Client,
     api::{ListParams, Patch, PatchParams, PostParams},
+    runtime::{WatchStreamExt as _, watcher},
 };
 use serde_json::json;
 
@@ -53,6 +56,15 @@ impl Env {
             cp,
             sim,
         }
+    }
+
+    /// The start of most tests: an environment, the operator as a child process (`args` after `run`) and
+    /// a namespace with its credentials Secret (see [`Env::namespace`]).
+    pub async fn with_operator(args: &[&str], namespace: &str) -> (Env, Operator, String) {
+        let env = Env::start().await;
+        let operator = env.operator(args).await;
+        let namespace = env.namespace(namespace).await;
+        (env, operator, namespace)
     }
 
     /// The operator binary as a child process, with the admin kubeconfig and `args` after `run`.
@@ -139,6 +151,11 @@ impl Env {
             .expect("CloudJob created")
     }
 
+    /// A job in the simulator.
+    pub fn job(&self, spec: JobSpec) -> CreatedJob {
+        self.sim.create_job(spec).expect("job")
+    }
+
     /// A watch of one CloudJob (it need not exist yet): every status write from now on.
     pub async fn watch(&self, namespace: &str, name: &str) -> ObjectWatch<CloudJob> {
         ObjectWatch::start(self.cloudjobs(namespace), name)
@@ -162,6 +179,51 @@ impl Env {
             })
             .await;
         found.unwrap_or_else(|e| panic!("{e:#}\noperator log tail:\n{}", operator.log_tail()))
+    }
+
+    /// Watches all the namespace's CloudJobs until `done` holds for their statuses by name (a CloudJob
+    /// with no status yet has the default one), and returns those statuses. `done` is asked once before
+    /// anything is seen, then after every write the watch reports. Panics after `timeout`, naming `what`,
+    /// with the phases seen and the operator's log.
+    pub async fn wait_statuses(
+        &self,
+        operator: &Operator,
+        namespace: &str,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&HashMap<String, CloudJobStatus>) -> bool,
+    ) -> HashMap<String, CloudJobStatus> {
+        let api = self.cloudjobs(namespace);
+        let mut statuses: HashMap<String, CloudJobStatus> = HashMap::new();
+        let wait = async {
+            let mut stream =
+                std::pin::pin!(watcher(api, watcher::Config::default()).applied_objects());
+            while !done(&statuses) {
+                let Some(cj) = stream.try_next().await.expect("watch") else {
+                    break;
+                };
+                statuses.insert(
+                    cj.metadata.name.clone().unwrap_or_default(),
+                    cj.status.clone().unwrap_or_default(),
+                );
+            }
+        };
+        if tokio::time::timeout(timeout, wait).await.is_err() {
+            let mut phases: BTreeMap<String, usize> = BTreeMap::new();
+            for status in statuses.values() {
+                *phases
+                    .entry(status.phase.map_or("none".into(), |p| format!("{p:?}")))
+                    .or_default() += 1;
+            }
+            panic!(
+                "{namespace}: not {what} after {timeout:?}; phases of the {} CloudJobs seen: \
+                 {phases:?}\noperator warnings:\n{}\noperator log tail:\n{}",
+                statuses.len(),
+                operator.log_warnings(),
+                operator.log_tail()
+            );
+        }
+        statuses
     }
 
     /// Asks the operator to reconcile the CloudJob (the `cloudjob.io/reconcile-requested-at` annotation)
@@ -212,6 +274,31 @@ impl Env {
                 String::from_utf8_lossy(&out.stderr)
             ),
         )
+    }
+
+    /// [`Env::kubectl_apply`], asserting that the API server accepted the manifest.
+    pub async fn apply_accepted(&self, namespace: &str, manifest: &serde_json::Value, what: &str) {
+        let (ok, out) = self.kubectl_apply(namespace, manifest).await;
+        assert!(ok, "{what}: should be accepted, kubectl said: {out}");
+    }
+
+    /// [`Env::kubectl_apply`], asserting that the API server refused the manifest with a message
+    /// containing every one of `needles`.
+    pub async fn apply_refused(
+        &self,
+        namespace: &str,
+        manifest: &serde_json::Value,
+        what: &str,
+        needles: &[&str],
+    ) {
+        let (ok, out) = self.kubectl_apply(namespace, manifest).await;
+        assert!(!ok, "{what}: should be refused, kubectl said: {out}");
+        for needle in needles {
+            assert!(
+                out.contains(needle),
+                "{what}: the refusal should contain {needle:?}: {out}"
+            );
+        }
     }
 
     /// `kubectl wait -n NAMESPACE OBJECT --for=condition=CONDITION --timeout=60s` with the real kubectl,
@@ -276,6 +363,12 @@ pub async fn run_ok(command: std::process::Command, what: &str) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// The ids of the resources in the status's outputs, in order.
+pub fn resource_ids(status: &CloudJobStatus) -> Vec<String> {
+    let outputs = status.outputs.as_ref().expect("outputs");
+    outputs.resources.iter().map(|r| r.id.clone()).collect()
 }
 
 pub fn condition<'a>(status: &'a CloudJobStatus, type_: &str) -> Option<&'a Condition> {

@@ -2,6 +2,11 @@ module cloudjob.io/tools/argocd-lua
 
 go 1.26.3
 
+// Reading objects from stdin, shared with the other GitOps tool (tools/gitops/objects, a local module).
+require cloudjob.io/tools/gitops/objects v0.0.0
+
+replace cloudjob.io/tools/gitops/objects => ../objects
+
 require (
 	github.com/argoproj/argo-cd/gitops-engine v0.7.1-0.20250908182407-97ad5b59a627
 	github.com/argoproj/argo-cd/v3 v3.5.7

@@ -13,8 +13,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -23,11 +21,11 @@ import (
 	"os"
 	"path/filepath"
 
+	"cloudjob.io/tools/gitops/objects"
 	"github.com/argoproj/argo-cd/gitops-engine/pkg/health"
 	appv1 "github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	"github.com/argoproj/argo-cd/v3/util/lua"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
 
@@ -152,43 +150,14 @@ func runHealth(scriptPath string, in io.Reader) error {
 		return err
 	}
 	out := json.NewEncoder(os.Stdout)
-	dec := utilyaml.NewYAMLOrJSONDecoder(bufio.NewReader(in), 4096)
-	for {
-		// As JSON into Unstructured, as client-go decodes objects: integers stay int64 (kstatus and
-		// Argo CD read metadata.generation as int64).
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
+	return objects.Each(in, func(o *unstructured.Unstructured) error {
+		r := result{Name: o.GetNamespace() + "/" + o.GetName()}
+		st, err := evaluate(string(script), o)
+		if err != nil {
+			r.Error = err.Error()
+		} else {
+			r.Health = st
 		}
-		if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
-			continue
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(raw); err != nil {
-			return err
-		}
-		objs := []unstructured.Unstructured{*u}
-		if u.IsList() {
-			list, err := u.ToList()
-			if err != nil {
-				return err
-			}
-			objs = list.Items
-		}
-		for i := range objs {
-			r := result{Name: objs[i].GetNamespace() + "/" + objs[i].GetName()}
-			st, err := evaluate(string(script), &objs[i])
-			if err != nil {
-				r.Error = err.Error()
-			} else {
-				r.Health = st
-			}
-			if err := out.Encode(r); err != nil {
-				return err
-			}
-		}
-	}
+		return out.Encode(r)
+	})
 }

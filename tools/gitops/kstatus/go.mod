@@ -5,6 +5,11 @@ go 1.26.0
 // The kstatus fork Helm 4 (v4.3.1) and Flux link.
 require github.com/fluxcd/cli-utils v1.2.2
 
+// Reading objects from stdin, shared with the other GitOps tool (tools/gitops/objects, a local module).
+require cloudjob.io/tools/gitops/objects v0.0.0
+
+replace cloudjob.io/tools/gitops/objects => ../objects
+
 require k8s.io/apimachinery v0.36.2
 
 require (

@@ -7,17 +7,14 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 
+	"cloudjob.io/tools/gitops/objects"
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
 type line struct {
@@ -43,44 +40,14 @@ func main() {
 
 func run(in io.Reader, w io.Writer) error {
 	out := json.NewEncoder(w)
-	dec := utilyaml.NewYAMLOrJSONDecoder(bufio.NewReader(in), 4096)
-	for {
-		// As JSON into Unstructured, as client-go decodes objects: integers stay int64 (kstatus and
-		// Argo CD read metadata.generation as int64).
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
+	return objects.Each(in, func(o *unstructured.Unstructured) error {
+		l := line{APIVersion: o.GetAPIVersion(), Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()}
+		res, err := status.Compute(o)
+		if err != nil {
+			l.Status, l.Error = status.UnknownStatus.String(), err.Error()
+		} else {
+			l.Status, l.Message = res.Status.String(), res.Message
 		}
-		if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
-			continue
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(raw); err != nil {
-			return err
-		}
-		objs := []unstructured.Unstructured{*u}
-		if u.IsList() {
-			list, err := u.ToList()
-			if err != nil {
-				return err
-			}
-			objs = list.Items
-		}
-		for i := range objs {
-			o := &objs[i]
-			l := line{APIVersion: o.GetAPIVersion(), Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()}
-			res, err := status.Compute(o)
-			if err != nil {
-				l.Status, l.Error = status.UnknownStatus.String(), err.Error()
-			} else {
-				l.Status, l.Message = res.Status.String(), res.Message
-			}
-			if err := out.Encode(l); err != nil {
-				return err
-			}
-		}
-	}
+		return out.Encode(l)
+	})
 }

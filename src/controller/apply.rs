@@ -266,13 +266,9 @@ async fn publish_to(
         action: spec.action.to_string(),
         secondary: None,
     };
-    let published = if spec.warning {
-        shared.warnings.publish(&event, regarding).await
-    } else {
-        Recorder::new(shared.client.clone(), shared.reporter.clone())
-            .publish(&event, regarding)
-            .await
-    };
+    let published = Recorder::new(shared.client.clone(), shared.reporter.clone())
+        .publish(&event, regarding)
+        .await;
     match published {
         Ok(()) => shared.metrics.event_published(spec.warning, reason),
         Err(e) => warn!(reason, error = %e, "cannot publish event"),

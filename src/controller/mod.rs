@@ -24,7 +24,7 @@ use kube::{
     runtime::{
         Controller, WatchStreamExt,
         controller::{self},
-        events::{Recorder, Reporter},
+        events::Reporter,
         reflector::{self, ObjectRef, Store},
         utils::ResetTimerBackoff,
         watcher,
@@ -55,12 +55,12 @@ pub use cache::{CachedCloudJob, DecodedCloudJob};
 pub struct Shared {
     pub client: Client,
     pub cloud: CloudClient,
-    /// Publishes Warning events. Its cache folds a repeated warning (a job throttled again and again) into
-    /// one Event with a growing series count.
-    pub warnings: Recorder,
-    /// Normal events are one per transition and never repeat, so folding has nothing to fold: each is
-    /// published through a fresh Recorder, instead of keeping every one in a shared 6-minute cache
-    /// (kube-runtime's), which at 10,000 jobs was the bulk of the operator's memory.
+    /// Who publishes the events. Events come from the plan, one per transition of the status (a problem
+    /// retried again and again changes no status and announces nothing again), so kube-runtime's
+    /// Recorder cache, which folds repeats into a series, has nothing to fold: each event is published
+    /// through a fresh Recorder instead of keeping every one for 6 minutes in a shared cache, which at
+    /// 10,000 jobs was the bulk of the operator's memory (and in a failure storm, the Warnings, most of
+    /// it).
     reporter: Reporter,
     pub metrics: Arc<Metrics>,
     pub config: Config,
@@ -89,7 +89,6 @@ impl Shared {
             instance: Some(config.identity.clone()),
         };
         Shared {
-            warnings: Recorder::new(client.clone(), reporter.clone()),
             reporter,
             client,
             cloud,

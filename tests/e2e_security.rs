@@ -445,17 +445,14 @@ async fn no_credential_reaches_logs_events_status_or_metrics_on_any_problem_path
 /// Waits until the CloudJob's Ready condition has `reason` (watching its status), or fails with the log.
 async fn wait_reason(env: &Env, ns: &str, name: &str, reason: &str, log: &std::path::Path) {
     let api = env.cloudjobs(ns);
-    let found = wait_for(WAIT, &format!("{ns}/{name}: Ready reason {reason}"), || {
-        let api = api.clone();
-        async move {
-            api.get(name)
-                .await
-                .ok()
-                .and_then(|cj| cj.status)
+    let mut watch = env.watch(ns, name).await;
+    let found = watch
+        .until(WAIT, &format!("{ns}/{name}: Ready reason {reason}"), |cj| {
+            cj.status
+                .clone()
                 .filter(|s| condition(s, "Ready").is_some_and(|c| c.reason == reason))
-        }
-    })
-    .await;
+        })
+        .await;
     if let Err(e) = found {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(40).collect();

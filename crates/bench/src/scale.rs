@@ -38,7 +38,10 @@ use kube::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::workload::{self, PROJECT, Workload};
+use crate::{
+    setup::create_retrying,
+    workload::{self, PROJECT, Workload},
+};
 
 const NAMESPACE: &str = "bench-scale";
 /// Typed durations are divided by this: every finished job ends within a second of its creation.
@@ -141,7 +144,7 @@ pub async fn scale_run(cfg: &ScaleConfig) -> anyhow::Result<ScaleResult> {
             async move {
                 sim.create_job(spec.clone())
                     .context("the simulator refused a job")?;
-                create(&api, cj).await
+                create_retrying(&api, cj).await
             }
         })
         .buffer_unordered(cfg.create_concurrency.max(1))
@@ -335,24 +338,6 @@ async fn create_namespace(client: &Client) -> anyhow::Result<()> {
         .await
         .context("cannot create the credentials Secret")?;
     Ok(())
-}
-
-/// Creates `cj`, again on a timeout of a busy API server (a 409 after a retry: the first got through).
-async fn create(api: &Api<CloudJob>, cj: &CloudJob) -> anyhow::Result<()> {
-    let name = cj.metadata.name.clone().unwrap_or_default();
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match api.create(&PostParams::default(), cj).await {
-            Ok(_) => return Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 409 && attempt > 1 => return Ok(()),
-            Err(e) if attempt < 5 => {
-                eprintln!("creating {name} failed ({e}); retrying");
-                tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
-            }
-            Err(e) => return Err(e).with_context(|| format!("cannot create CloudJob {name}")),
-        }
-    }
 }
 
 async fn start_operator(

@@ -273,20 +273,24 @@ fn cloudjob(job: &PlannedJob, endpoint: &str) -> anyhow::Result<CloudJob> {
 async fn create_cloudjob(env: &ModeEnv, job: &PlannedJob) -> anyhow::Result<()> {
     let service = job.kind.service();
     let cj = cloudjob(job, &env.sim(service)?.endpoint(service))?;
-    // A busy API server may time out; retry, and accept that an earlier attempt got through.
+    create_retrying(&env.api, &cj).await
+}
+
+/// Creates `cj`, again after a failure of a busy API server (a timeout); a 409 after a retry means an
+/// earlier attempt got through.
+pub async fn create_retrying(api: &Api<CloudJob>, cj: &CloudJob) -> anyhow::Result<()> {
+    let name = cj.metadata.name.clone().unwrap_or_default();
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match env.api.create(&PostParams::default(), &cj).await {
+        match api.create(&PostParams::default(), cj).await {
             Ok(_) => return Ok(()),
             Err(kube::Error::Api(e)) if e.code == 409 && attempt > 1 => return Ok(()),
             Err(e) if attempt < 5 => {
-                eprintln!("creating {} failed ({e}); retrying", job.name);
+                eprintln!("creating {name} failed ({e}); retrying");
                 tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
             }
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot create CloudJob {}", job.name));
-            }
+            Err(e) => return Err(e).with_context(|| format!("cannot create CloudJob {name}")),
         }
     }
 }

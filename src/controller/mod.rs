@@ -392,20 +392,14 @@ impl CacheWriter {
     /// finished and settled.
     fn take(&mut self, event: watcher::Event<DecodedCloudJob>) -> Option<CachedCloudJob> {
         match event {
-            watcher::Event::Apply(decoded) => self.put(decoded),
+            watcher::Event::Apply(decoded) => self.put(decoded, watcher::Event::Apply),
             watcher::Event::InitApply(decoded) if self.listed => {
                 if let Some(seen) = &mut self.relisted {
                     seen.insert(key_of(decoded.meta()));
                 }
-                self.put(decoded)
+                self.put(decoded, watcher::Event::Apply)
             }
-            watcher::Event::InitApply(decoded) => {
-                let (after, changed) = self.compact(decoded);
-                let trigger = changed.then(|| after.clone());
-                self.writer
-                    .apply_watcher_event(&watcher::Event::InitApply(after));
-                trigger
-            }
+            watcher::Event::InitApply(decoded) => self.put(decoded, watcher::Event::InitApply),
             watcher::Event::Delete(decoded) => {
                 let gone = CachedCloudJob::of(decoded);
                 self.delete(gone);
@@ -441,12 +435,16 @@ impl CacheWriter {
         }
     }
 
-    /// Caches a CloudJob that was created or changed.
-    fn put(&mut self, decoded: DecodedCloudJob) -> Option<CachedCloudJob> {
+    /// Caches a CloudJob that was listed, created or changed, as the reflector event `as_event` (the
+    /// initial list's objects are buffered until it is done; everything else goes in at once).
+    fn put(
+        &mut self,
+        decoded: DecodedCloudJob,
+        as_event: fn(CachedCloudJob) -> watcher::Event<CachedCloudJob>,
+    ) -> Option<CachedCloudJob> {
         let (after, changed) = self.compact(decoded);
         let trigger = changed.then(|| after.clone());
-        self.writer
-            .apply_watcher_event(&watcher::Event::Apply(after));
+        self.writer.apply_watcher_event(&as_event(after));
         trigger
     }
 

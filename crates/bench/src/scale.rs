@@ -6,7 +6,8 @@
 //! 2. N CloudJobs are created: `running` of them for jobs that run for hours, the rest for jobs of the
 //!    typed workload's types that finish within a second (their durations divided by 10,000), 10 %
 //!    failing. The operator reads each once and writes its finished status, as it would have over the
-//!    cluster's life. The run waits until every CloudJob has a phase, by watching.
+//!    cluster's life. The run waits until every CloudJob has a status from the operator, by
+//!    watching.
 //! 3. The operator is restarted: its memory after the initial list of all N (the list complete, by its
 //!    `cloudjob_watch_lists_total`), and the slope per CloudJob over the base.
 //! 4. kube-apiserver is restarted after a write: the operator's watch resumes from a resource version
@@ -29,7 +30,7 @@ use cloudjob_sim::{JobSpec, Service, SimConfig, Simulator};
 use cloudjob_testenv::ControlPlane;
 use cloudjob_testkit::{Metrics, Operator, ProcessOptions};
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api, Client,
     api::PostParams,
@@ -39,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::{
-    setup::create_retrying,
+    setup::{cloudjob, create_namespace, create_retrying},
     workload::{self, PROJECT, Workload},
 };
 
@@ -108,7 +109,7 @@ pub async fn scale_run(cfg: &ScaleConfig) -> anyhow::Result<ScaleResult> {
     let mut cp = ControlPlane::start().await?;
     cloudjob_testkit::install_crd(&cp).await?;
     let client = cp.client();
-    create_namespace(&client).await?;
+    create_namespace(&client, NAMESPACE).await?;
     let mut sims = HashMap::new();
     for service in Service::ALL {
         sims.insert(service, Simulator::start(SimConfig::default()).await?);
@@ -299,45 +300,10 @@ fn scale_jobs(
             }
             let service = job.kind.service();
             let endpoint = endpoint(service)?;
-            let cj: CloudJob = serde_json::from_value(json!({
-                "apiVersion": "cloudjob.io/v1alpha1",
-                "kind": "CloudJob",
-                "metadata": {"name": job.name, "labels": {"app.kubernetes.io/part-of": "cloudjob-bench"}},
-                "spec": {
-                    "service": service.as_str(),
-                    "region": "eu-de",
-                    "projectId": PROJECT,
-                    "jobId": job.job_id,
-                    "endpoint": endpoint,
-                    "credentialsSecretRef": {"name": "creds"}
-                }
-            }))?;
+            let cj = cloudjob(job, &endpoint)?;
             Ok((spec, cj))
         })
         .collect()
-}
-
-async fn create_namespace(client: &Client) -> anyhow::Result<()> {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?,
-        )
-        .await
-        .context("cannot create the namespace")?;
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
-    secrets
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "metadata": {"name": "creds"},
-                "stringData": {"accessKey": "sim-ak", "secretKey": "sim-sk"}
-            }))?,
-        )
-        .await
-        .context("cannot create the credentials Secret")?;
-    Ok(())
 }
 
 async fn start_operator(

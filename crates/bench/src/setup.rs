@@ -90,25 +90,7 @@ pub async fn start_mode(
     let mode = policy.mode;
     let name = policy.name(cfg.workload);
     let namespace = format!("bench-{name}");
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": namespace}}))?,
-        )
-        .await
-        .with_context(|| format!("cannot create namespace {namespace}"))?;
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-    secrets
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "metadata": {"name": "creds"},
-                "stringData": {"accessKey": AK, "secretKey": SK}
-            }))?,
-        )
-        .await
-        .context("cannot create the credentials Secret")?;
+    create_namespace(client, &namespace).await?;
 
     let mut sims = HashMap::new();
     for service in Service::ALL {
@@ -250,7 +232,32 @@ async fn create_history(
         .await
 }
 
-fn cloudjob(job: &PlannedJob, endpoint: &str) -> anyhow::Result<CloudJob> {
+/// Creates `namespace` and in it the Secret `creds` with the simulators' credentials.
+pub async fn create_namespace(client: &Client, namespace: &str) -> anyhow::Result<()> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": namespace}}))?,
+        )
+        .await
+        .with_context(|| format!("cannot create namespace {namespace}"))?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "creds"},
+                "stringData": {"accessKey": AK, "secretKey": SK}
+            }))?,
+        )
+        .await
+        .context("cannot create the credentials Secret")?;
+    Ok(())
+}
+
+/// The CloudJob of `job`, polling the simulator at `endpoint` with the credentials in `creds`.
+pub fn cloudjob(job: &PlannedJob, endpoint: &str) -> anyhow::Result<CloudJob> {
     let service = job.kind.service();
     Ok(serde_json::from_value(json!({
         "apiVersion": "cloudjob.io/v1alpha1",

@@ -112,8 +112,11 @@ impl Learned<'_> {
 
 /// The delay before the next poll. `jitter` (around 1.0, e.g. 0.9..1.1) spreads polls of jobs created
 /// together so they do not hit the cloud in lockstep. It is applied after the bounds, and what it pushes
-/// past a bound is folded back inside, so that jobs held at a bound (every old job without progress sits at
-/// the maximum) are spread below it instead of all polling at exactly the bound.
+/// past a bound is folded back inside. A job without progress that the age rule holds at the maximum
+/// (every old job without progress sits there for good) polls on its own slot instead, see [`own_slot`]: random jitter would
+/// need a quarter of an hour to spread a batch created together over the whole interval. (A job placed
+/// from its type's history reaches the maximum only for a while, and moving onto a slot would cost it a
+/// request each time.)
 pub fn next_interval(
     cj: &CloudJob,
     status: &CloudJobStatus,
@@ -143,12 +146,47 @@ pub fn next_interval(
                     let cost = learned.request_cost_of(cj) * cost_growth(median);
                     place(&finish, elapsed, cost, bounds.max)
                 }
-                None => adaptive(status, elapsed),
+                None => {
+                    let by_age = adaptive(status, elapsed);
+                    let reports_progress = status.progress.is_some_and(|p| p >= 1);
+                    if by_age >= bounds.max && bounds.max > bounds.min && !reports_progress {
+                        return own_slot(cj, now, bounds);
+                    }
+                    by_age
+                }
             }
         }
     };
     let clamped = interval.clamp(bounds.min, bounds.max);
     fold_into(clamped.mul_f64(jitter.clamp(0.5, 1.5)), bounds)
+}
+
+/// The time until the job's own slot at or before one maximum interval from `now`. Each CloudJob's
+/// slots lie one maximum interval apart, at a phase taken from its uid, so jobs polled at the maximum
+/// spread evenly over the interval from their first poll there on, whenever they were created, and keep
+/// their slots across operator restarts. It never exceeds the maximum; the first poll at the maximum may
+/// come early (by less than one interval), after which each poll falls on the job's slot.
+fn own_slot(cj: &CloudJob, now: Timestamp, bounds: Bounds) -> Duration {
+    let period = i64::try_from(bounds.max.as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1);
+    let phase = i64::try_from(identity_hash(cj) % period.unsigned_abs()).unwrap_or(0);
+    let target = now.as_millisecond().saturating_add(period);
+    let slot = target - (target - phase).rem_euclid(period);
+    let until = u64::try_from(slot - now.as_millisecond()).unwrap_or(0);
+    Duration::from_millis(until).clamp(bounds.min, bounds.max)
+}
+
+/// A hash of the CloudJob's uid (its namespace and name before the API server gave it one). Only spread
+/// matters: std's SipHash with fixed keys, stable within one build of the operator.
+fn identity_hash(cj: &CloudJob) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    match &cj.metadata.uid {
+        Some(uid) => uid.hash(&mut hasher),
+        None => (&cj.metadata.namespace, &cj.metadata.name).hash(&mut hasher),
+    }
+    hasher.finish()
 }
 
 /// Whether the status says the job waits for an order to be paid.
@@ -336,7 +374,7 @@ mod tests {
         let i = |t| adaptive(&cj, &status(0, None), t, 1.0);
         assert_eq!(i(40), Duration::from_secs(10));
         assert!(i(40) < i(120));
-        assert_eq!(i(10_000), DEFAULT_MAX_INTERVAL);
+        assert!(i(10_000) <= DEFAULT_MAX_INTERVAL);
     }
 
     #[test]
@@ -365,31 +403,49 @@ mod tests {
             adaptive(&cj, &status(0, None), 1, 1.0),
             Duration::from_secs(5)
         );
-        assert_eq!(
-            adaptive(&cj, &status(0, None), 10_000, 1.0),
-            Duration::from_secs(20)
-        );
+        let old = adaptive(&cj, &status(0, None), 10_000, 1.0);
+        assert!(old >= Duration::from_secs(5) && old <= Duration::from_secs(20));
         let jittered = adaptive(&cj, &status(0, None), 40, 1.1);
         assert_eq!(jittered, Duration::from_secs(11));
     }
 
+    /// `cloudjob("a")` with `uid`.
+    fn with_uid(uid: &str) -> CloudJob {
+        let mut cj = cloudjob("a");
+        cj.metadata.uid = Some(uid.into());
+        cj
+    }
+
     #[test]
-    fn old_jobs_at_the_maximum_are_spread_below_it_not_polled_in_lockstep() {
-        let cj = cloudjob("a");
-        let i = |jitter| adaptive(&cj, &status(0, None), 10_000, jitter);
-        let spread: Vec<Duration> = [0.9, 0.95, 1.0, 1.05, 1.1].into_iter().map(i).collect();
+    fn old_jobs_at_the_maximum_poll_on_their_own_slots_spread_over_the_interval() {
+        let old = status(0, None);
+        // 6,000 CloudJobs created together, all at the maximum at once: their next polls spread evenly
+        // over the interval, whatever the jitter says.
+        let mut per_tenth = [0u32; 10];
+        for n in 0..6_000 {
+            let jitter = [0.9, 1.0, 1.1][n % 3];
+            let interval = adaptive(&with_uid(&format!("uid-{n}")), &old, 10_000, jitter);
+            assert!(interval >= DEFAULT_MIN_INTERVAL && interval <= DEFAULT_MAX_INTERVAL);
+            let tenth =
+                (interval.as_secs_f64() / DEFAULT_MAX_INTERVAL.as_secs_f64() * 10.0) as usize;
+            per_tenth[tenth.min(9)] += 1;
+        }
+        // 600 expected in each tenth; the binomial's spread is ±23.
         assert!(
-            spread
-                .iter()
-                .all(|d| *d <= DEFAULT_MAX_INTERVAL && *d >= Duration::from_secs(54))
+            per_tenth.iter().all(|n| (500..=700).contains(n)),
+            "{per_tenth:?}"
         );
-        assert_eq!(
-            i(1.1),
-            Duration::from_secs(54),
-            "folded back below the maximum"
-        );
-        assert_eq!(i(1.05), Duration::from_secs(57));
-        assert_eq!(i(0.95), Duration::from_secs(57));
+        // Once on its slot, a job stays there: its next poll is one maximum interval later, whatever the
+        // jitter, so each keeps its place in the spread.
+        let cj = with_uid("uid-7");
+        let slot_at = |now_ms: i64| {
+            let now = Timestamp::from_millisecond(at(0).as_millisecond() + now_ms).expect("ts");
+            let wait = next_interval(&cj, &old, PollMode::Adaptive, none(), now, 1.0);
+            now_ms + i64::try_from(wait.as_millis()).expect("ms")
+        };
+        let slot = slot_at(10_000_000);
+        assert_eq!(slot_at(slot), slot + 60_000);
+        assert_eq!(slot_at(slot + 250), slot + 60_000, "a poll a little late");
         // Young jobs at the minimum are spread above it.
         let young = adaptive(&cj, &status(0, None), 1, 0.9);
         assert!(young > DEFAULT_MIN_INTERVAL && young <= DEFAULT_MIN_INTERVAL.mul_f64(1.1));
@@ -400,8 +456,8 @@ mod tests {
         let cj = cloudjob("a");
         let at_100 = adaptive(&cj, &status(0, Some(100)), 400, 1.0);
         assert_eq!(at_100, Duration::from_secs(20));
-        let without = adaptive(&cj, &status(0, None), 400, 1.0);
-        assert!(at_100 < without / 2, "{at_100:?} vs {without:?}");
+        // Without progress, a quarter of its age (100 s) holds it at the 60 s maximum.
+        assert!(at_100 < DEFAULT_MAX_INTERVAL / 2, "{at_100:?}");
     }
 
     #[test]
@@ -473,8 +529,12 @@ mod tests {
         // Right where they finish: often, far more often than the age rule's quarter of the age.
         let busy = i(290, &typed(0, None));
         assert!(busy <= Duration::from_secs(15), "{busy:?}");
-        // Older than nearly all seen: the age rule (a quarter of the age, up to the maximum).
-        assert_eq!(i(400, &typed(0, None)), DEFAULT_MAX_INTERVAL);
+        // Older than nearly all seen: the age rule (a quarter of the age, up to the maximum, where the
+        // job polls on its own slot).
+        assert_eq!(
+            i(400, &typed(0, None)),
+            own_slot(&cj, at(400), Bounds::of(&cj))
+        );
         // A job of another type knows nothing of this history.
         assert_eq!(i(5, &status(0, None)), DEFAULT_MIN_INTERVAL);
     }

@@ -5,7 +5,7 @@
 //! its reconcile only follows a new generation or a reconcile request into `observedGeneration` and
 //! `lastHandledReconcileAt` (bookkeeping). So a finished one is kept as those few fields; the
 //! reconcile that finds bookkeeping due reads the whole object from the API server first. An unfinished
-//! one keeps its spec and status, which the plan reads whole. Every one keeps only the metadata the
+//! one keeps its spec and status, which the plan reads whole, as compact JSON. Every one keeps only the metadata the
 //! controller reads (name, namespace, uid, generation, creation and deletion time, the annotations that
 //! steer polling); the resourceVersion (status is written by server-side apply, which needs none),
 //! labels, other annotations (kubectl's last-applied copy among them), owner references and
@@ -52,10 +52,45 @@ enum Kept {
     Invalid(Box<str>),
 }
 
+/// An unfinished CloudJob's spec and status as compact JSON, with the two fields the watch reads on
+/// every event beside it. The typed pair is about 2.5 KiB on the heap in some 60 small allocations (a
+/// running job's conditions alone are a dozen strings); its JSON is about a third of that in one, and
+/// decoding it again for a reconcile costs microseconds next to the request the reconcile makes.
 #[derive(Clone, Debug)]
 struct Unfinished {
+    phase: Option<Phase>,
+    secret: Box<str>,
+    json: Box<[u8]>,
+}
+
+/// The spec and status as [`Unfinished`] stores them.
+#[derive(serde::Serialize)]
+struct Encoding<'a> {
+    spec: &'a CloudJobSpec,
+    status: Option<&'a CloudJobStatus>,
+}
+
+/// The spec and status read back from [`Unfinished`].
+#[derive(Deserialize)]
+struct Decoding {
     spec: CloudJobSpec,
     status: Option<CloudJobStatus>,
+}
+
+impl Unfinished {
+    fn of(spec: &CloudJobSpec, status: Option<&CloudJobStatus>) -> Result<Unfinished, String> {
+        let json = serde_json::to_vec(&Encoding { spec, status })
+            .map_err(|e| format!("the operator cannot cache this CloudJob: {e}"))?;
+        Ok(Unfinished {
+            phase: status.and_then(|s| s.phase),
+            secret: spec.credentials_secret_ref.name.as_str().into(),
+            json: json.into_boxed_slice(),
+        })
+    }
+
+    fn decode(&self) -> serde_json::Result<Decoding> {
+        serde_json::from_slice(&self.json)
+    }
 }
 
 /// What is kept of a finished CloudJob's status.
@@ -85,7 +120,8 @@ pub enum Cached<'a> {
     /// A finished CloudJob whose status already follows its generation and reconcile request: nothing
     /// to do.
     Settled,
-    /// A finished CloudJob whose bookkeeping is due: read the object, then plan from it.
+    /// A finished CloudJob whose bookkeeping is due (or, never expected, an unfinished one whose cached
+    /// copy does not read back): read the object, then plan from it.
     ReadFirst,
     /// A CloudJob that cannot be decoded, and why.
     Invalid(&'a str),
@@ -98,10 +134,10 @@ impl CachedCloudJob {
             Ok(cj) => {
                 let kept = match cj.status.as_ref().and_then(Finished::of) {
                     Some(finished) => Kept::Finished(finished),
-                    None => Kept::Unfinished(Box::new(Unfinished {
-                        spec: cj.spec,
-                        status: cj.status,
-                    })),
+                    None => match Unfinished::of(&cj.spec, cj.status.as_ref()) {
+                        Ok(unfinished) => Kept::Unfinished(Box::new(unfinished)),
+                        Err(error) => Kept::Invalid(error.into()),
+                    },
                 };
                 CachedCloudJob {
                     metadata: trimmed(cj.metadata),
@@ -118,11 +154,16 @@ impl CachedCloudJob {
     /// What a reconcile of this CloudJob works with.
     pub fn for_reconcile(&self) -> Cached<'_> {
         match &self.kept {
-            Kept::Unfinished(unfinished) => Cached::Whole(Box::new(CloudJob {
-                metadata: self.metadata.clone(),
-                spec: unfinished.spec.clone(),
-                status: unfinished.status.clone(),
-            })),
+            Kept::Unfinished(unfinished) => match unfinished.decode() {
+                Ok(Decoding { spec, status }) => Cached::Whole(Box::new(CloudJob {
+                    metadata: self.metadata.clone(),
+                    spec,
+                    status,
+                })),
+                // The cache's own JSON that does not read back would be a bug; the API server's copy
+                // serves as well.
+                Err(_) => Cached::ReadFirst,
+            },
             Kept::Finished(finished) if self.bookkeeping_due(finished) => Cached::ReadFirst,
             Kept::Finished(_) => Cached::Settled,
             Kept::Invalid(error) => Cached::Invalid(error),
@@ -141,7 +182,9 @@ impl CachedCloudJob {
     pub fn shows(&self, status: &CloudJobStatus) -> bool {
         match (&self.kept, Finished::of(status)) {
             (Kept::Finished(cached), Some(written)) => *cached == written,
-            (Kept::Unfinished(unfinished), None) => unfinished.status.as_ref() == Some(status),
+            (Kept::Unfinished(unfinished), None) => unfinished
+                .decode()
+                .is_ok_and(|cached| cached.status.as_ref() == Some(status)),
             _ => false,
         }
     }
@@ -157,7 +200,7 @@ impl CachedCloudJob {
 
     pub fn phase(&self) -> Option<Phase> {
         match &self.kept {
-            Kept::Unfinished(unfinished) => unfinished.status.as_ref().and_then(|s| s.phase),
+            Kept::Unfinished(unfinished) => unfinished.phase,
             Kept::Finished(finished) => Some(finished.phase),
             Kept::Invalid(_) => None,
         }
@@ -166,7 +209,7 @@ impl CachedCloudJob {
     /// The credentials Secret's name of a CloudJob that may still poll.
     pub fn polls_with_secret(&self) -> Option<&str> {
         match &self.kept {
-            Kept::Unfinished(unfinished) => Some(&unfinished.spec.credentials_secret_ref.name),
+            Kept::Unfinished(unfinished) => Some(&unfinished.secret),
             _ => None,
         }
     }
@@ -296,6 +339,42 @@ mod tests {
             panic!("an unfinished CloudJob is planned from whole");
         };
         assert_eq!(whole.spec, cloudjob("a").spec);
+    }
+
+    #[test]
+    fn a_running_cloudjob_comes_back_whole_from_its_compact_form() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+        let mut cj = cloudjob("a");
+        cj.spec.polling = Some(crate::crd::PollingSpec {
+            min_interval_seconds: Some(5),
+            max_interval_seconds: Some(90),
+            request_cost_milliseconds: Some(800),
+        });
+        let at = Time("2026-01-01T00:01:00Z".parse().expect("timestamp"));
+        cj.status = Some(CloudJobStatus {
+            phase: Some(Phase::Running),
+            observed_generation: Some(1),
+            job_type: Some("createImage".into()),
+            progress: Some(40),
+            current_task: Some("copying".into()),
+            start_time: Some(at.clone()),
+            conditions: vec![Condition {
+                type_: "Ready".into(),
+                status: "False".into(),
+                reason: "Running".into(),
+                message: "The job runs: 40 % done.".into(),
+                last_transition_time: at,
+                observed_generation: Some(1),
+            }],
+            ..Default::default()
+        });
+        let kept = cached(cj.clone());
+        assert_eq!(kept.phase(), Some(Phase::Running));
+        assert_eq!(kept.polls_with_secret(), Some("creds"));
+        let Cached::Whole(whole) = kept.for_reconcile() else {
+            panic!("an unfinished CloudJob is planned from whole");
+        };
+        assert_eq!((whole.spec, whole.status), (cj.spec, cj.status));
     }
 
     #[test]

@@ -105,7 +105,11 @@ pub fn play(
             .unwrap_or(origin)
     };
     let cloudjobs: Vec<CloudJob> = jobs.iter().map(|job| cloudjob(job, at(0.0))).collect();
-    let mut rng = StdRng::seed_from_u64(seed);
+    // One stream of jitter draws per job, so that two policies that decide alike for a job draw alike
+    // for it, whatever order the other jobs' polls come in.
+    let mut jitters: Vec<StdRng> = (0..jobs.len() as u64)
+        .map(|i| StdRng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(i)))
+        .collect();
     let mut gets = vec![0u32; jobs.len()];
     let mut delays = vec![0.0f64; jobs.len()];
     // Polls due, earliest first: (time in microseconds, job).
@@ -132,7 +136,7 @@ pub fn play(
             durations: &model,
             request_cost,
         };
-        let jitter = rng.random_range(0.9..1.1);
+        let jitter = jitters[i].random_range(0.9..1.1);
         let interval = poll::next_interval(&cloudjobs[i], &status, mode, learned, at(now), jitter);
         let next = now + interval.as_secs_f64().max(0.001);
         due.push(Reverse(((next * 1e6) as u64, i)));
@@ -323,8 +327,18 @@ mod tests {
         };
         let learned = play(&blind, &[], cold, 6);
         let before = play(&blind, &[], VirtualPolicy::AgeRule, 6);
-        // Within the noise of the jitter's draws, which differ between the two runs.
-        assert!(learned.gets.mean <= before.gets.mean * 1.02);
-        assert!(learned.delay_secs.p50 <= before.delay_secs.p50 * 1.05);
+        // The model acts on a few of the blind workload's jobs: +0.3 % GETs at seed 6, the same median.
+        assert!(
+            learned.gets.mean <= before.gets.mean * 1.01,
+            "{} GETs vs {}",
+            learned.gets.mean,
+            before.gets.mean
+        );
+        assert!(
+            learned.delay_secs.p50 <= before.delay_secs.p50,
+            "median {} vs {}",
+            learned.delay_secs.p50,
+            before.delay_secs.p50
+        );
     }
 }

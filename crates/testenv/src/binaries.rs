@@ -96,28 +96,34 @@ pub fn binaries() -> anyhow::Result<Binaries> {
 }
 
 fn run_build_script() -> anyhow::Result<Binaries> {
+    let dir = build_script_output(&[])?;
+    let binaries = Binaries::in_dir(&dir);
+    binaries.check()?;
+    Ok(binaries)
+}
+
+/// Runs tools/control-plane/build.sh with `args` and returns the directory it prints last (where it put
+/// what it built). stderr is inherited so that a first, long build shows its progress in the test output.
+pub(crate) fn build_script_output(args: &[&str]) -> anyhow::Result<PathBuf> {
     let script = repo_root()?.join(BUILD_SCRIPT);
-    // stderr is inherited so that a first, long build shows its progress in the test output.
+    let shown = std::iter::once(script.display().to_string())
+        .chain(args.iter().map(|arg| arg.to_string()))
+        .collect::<Vec<_>>()
+        .join(" ");
     let output = Command::new("bash")
         .arg(&script)
+        .args(args)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
-        .with_context(|| format!("running {}", script.display()))?;
+        .with_context(|| format!("running {shown}"))?;
     if !output.status.success() {
-        bail!(
-            "{} failed ({}); its log is above",
-            script.display(),
-            output.status
-        );
+        bail!("{shown} failed ({}); its log is above", output.status);
     }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let dir = stdout
+    String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(str::trim)
         .rfind(|line| !line.is_empty())
-        .with_context(|| format!("{} printed no binary directory", script.display()))?;
-    let binaries = Binaries::in_dir(Path::new(dir));
-    binaries.check()?;
-    Ok(binaries)
+        .map(PathBuf::from)
+        .with_context(|| format!("{shown} printed no binary directory"))
 }

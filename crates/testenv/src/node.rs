@@ -24,7 +24,7 @@ use kube::Api;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::binaries::repo_root;
+use crate::binaries::{build_script_output, repo_root};
 use crate::control_plane::{ControlPlane, ControlPlaneOptions, write_private};
 use crate::process::{Lifetime, Supervised};
 use crate::util::free_port;
@@ -168,28 +168,7 @@ fn prepare_once() -> anyhow::Result<NodeBinaries> {
             bail!("{command} is still missing after tools/node/setup.sh");
         }
     }
-    let script = root.join("tools/control-plane/build.sh");
-    let output = Command::new("bash")
-        .arg(&script)
-        .arg("--node")
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {} --node", script.display()))?;
-    if !output.status.success() {
-        bail!(
-            "{} --node failed ({}); its log is above",
-            script.display(),
-            output.status
-        );
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let bin = stdout
-        .lines()
-        .map(str::trim)
-        .rfind(|line| !line.is_empty())
-        .map(PathBuf::from)
-        .context("build.sh --node printed no binary directory")?;
+    let bin = build_script_output(&["--node"])?;
     let versions = std::fs::read_to_string(root.join("tools/control-plane/versions.env"))
         .context("reading tools/control-plane/versions.env")?;
     let pause_version = versions

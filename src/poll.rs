@@ -113,10 +113,10 @@ impl Learned<'_> {
 /// The delay before the next poll. `jitter` (around 1.0, e.g. 0.9..1.1) spreads polls of jobs created
 /// together so they do not hit the cloud in lockstep. It is applied after the bounds, and what it pushes
 /// past a bound is folded back inside. A job without progress that the age rule holds at the maximum
-/// (every old job without progress sits there for good) polls on its own slot instead, see [`own_slot`]: random jitter would
-/// need a quarter of an hour to spread a batch created together over the whole interval. (A job placed
-/// from its type's history reaches the maximum only for a while, and moving onto a slot would cost it a
-/// request each time.)
+/// (every old job without progress sits there for good) polls on its own slot instead, see
+/// [`own_slot`]: random jitter would need a quarter of an hour to spread a batch created together over
+/// the whole interval. (A job placed from its type's history reaches the maximum only for a while, and
+/// moving onto a slot would cost it a request each time.)
 pub fn next_interval(
     cj: &CloudJob,
     status: &CloudJobStatus,

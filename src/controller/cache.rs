@@ -5,8 +5,8 @@
 //! its reconcile only follows a new generation or a reconcile request into `observedGeneration` and
 //! `lastHandledReconcileAt` (bookkeeping). So a finished one is kept as those few fields; the
 //! reconcile that finds bookkeeping due reads the whole object from the API server first. An unfinished
-//! one keeps its spec and status, which the plan reads whole, as compact JSON. Every one keeps only the metadata the
-//! controller reads (name, namespace, uid, generation, creation and deletion time, the annotations that
+//! one keeps its spec and status, which the plan reads whole, as compact JSON. Every one keeps only the
+//! metadata the controller reads (name, namespace, uid, generation, creation and deletion time, the annotations that
 //! steer polling); the resourceVersion (status is written by server-side apply, which needs none),
 //! labels, other annotations (kubectl's last-applied copy among them), owner references and
 //! managedFields are dropped. A finished CloudJob that is settled is not even reconciled when it is
@@ -53,9 +53,9 @@ enum Kept {
 }
 
 /// An unfinished CloudJob's spec and status as compact JSON, with the two fields the watch reads on
-/// every event beside it. The typed pair is about 2.5 KiB on the heap in some 60 small allocations (a
-/// running job's conditions alone are a dozen strings); its JSON is about a third of that in one, and
-/// decoding it again for a reconcile costs microseconds next to the request the reconcile makes.
+/// every event beside it. The typed pair is many small allocations (a running job's conditions alone are
+/// a dozen strings), the JSON one; decoding it again for a reconcile is cheap next to the request the
+/// reconcile makes. Measured with 10,000 running CloudJobs: 3.73 → 2.87 KiB each (README, Performance).
 #[derive(Clone, Debug)]
 struct Unfinished {
     phase: Option<Phase>,

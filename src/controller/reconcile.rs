@@ -226,7 +226,6 @@ pub mod observe {
     /// long.
     pub const ENDPOINT_BUSY_RETRY: Duration = Duration::from_secs(2);
 
-    /// One poll of the job, or the problem that prevented it.
     /// The whole CloudJob of `cached`, read from the API server (`None`: it is gone), for a finished one the
     /// cache keeps only in summary.
     pub async fn read_cloudjob(
@@ -241,6 +240,7 @@ pub mod observe {
             .map_err(Error::CloudJobRead)
     }
 
+    /// One poll of the job, or the problem that prevented it.
     pub async fn observe(cj: &CloudJob, ctx: &Context) -> Result<Observation, Error> {
         match poll(cj, ctx).await {
             Ok(job) => Ok(Observation::Job(Box::new(job))),

@@ -79,13 +79,13 @@ async fn the_charts_service_account_can_run_the_operator_and_nothing_more() {
         )
         .await;
     assert!(done.outputs.and_then(|o| o.image_id).is_some());
-    let events = env.events_for(&team, "rbac").await;
-    assert!(
+    // Events are allowed: the Succeeded event comes.
+    env.wait_events(&team, "rbac", "a Succeeded event", |events| {
         events
             .iter()
-            .any(|e| e.reason.as_deref() == Some("Succeeded")),
-        "events are allowed: {events:?}"
-    );
+            .any(|e| e.reason.as_deref() == Some("Succeeded"))
+    })
+    .await;
 
     // No more than needed.
     let other_secrets: Api<Secret> = Api::namespaced(sa.clone(), &other);

@@ -84,7 +84,18 @@ async fn an_undecodable_cloudjob_is_reported_and_every_other_cloudjob_completes(
         })
         .await;
     }
-    let warnings = env.events_for(&first, "unknown-service").await;
+    let warnings = env
+        .wait_events(
+            &first,
+            "unknown-service",
+            "an InvalidObject event",
+            |events| {
+                events
+                    .iter()
+                    .any(|e| e.reason.as_deref() == Some("InvalidObject"))
+            },
+        )
+        .await;
     let invalid = warnings
         .iter()
         .find(|e| e.reason.as_deref() == Some("InvalidObject"))

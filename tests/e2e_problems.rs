@@ -107,11 +107,12 @@ async fn a_missing_secret_stalls_and_the_job_finishes_once_the_secret_exists() {
         condition(&stalled, "Reconciling").is_none(),
         "a lasting problem is not Reconciling (kstatus: Failed)"
     );
-    let events = env.events_for(&ns, "late").await;
-    assert!(
-        events.iter().any(|e| e.type_.as_deref() == Some("Warning")
-            && e.reason.as_deref() == Some("SecretNotFound"))
-    );
+    env.wait_events(&ns, "late", "a SecretNotFound warning", |events| {
+        events.iter().any(|e| {
+            e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("SecretNotFound")
+        })
+    })
+    .await;
     assert_eq!(
         env.job_requests(&job.job_id),
         0,

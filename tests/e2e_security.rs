@@ -400,13 +400,13 @@ async fn no_credential_reaches_logs_events_status_or_metrics_on_any_problem_path
     for (name, _, _, reason) in &cases {
         wait_reason(&env, &ns, name, reason, &operator.log).await;
     }
-    let events = env.events_for(&ns, "throttled").await;
-    assert!(
+    // The throttling path was taken.
+    env.wait_events(&ns, "throttled", "a Throttled event", |events| {
         events
             .iter()
-            .any(|e| e.reason.as_deref() == Some("Throttled")),
-        "the throttling path was taken"
-    );
+            .any(|e| e.reason.as_deref() == Some("Throttled"))
+    })
+    .await;
     let metrics = reqwest::get(format!(
         "http://{}/metrics",
         operator.operator.metrics_address()

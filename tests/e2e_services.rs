@@ -334,14 +334,18 @@ async fn an_unpaid_order_waits_as_pending_payment_until_paid() {
     for advice in ["pay the order", "cancel the order", "14 days"] {
         assert!(message.contains(advice), "{message}");
     }
-    let events = env.events_for(&ns, "unpaid").await;
-    assert!(
-        events
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("PendingPayment")
-                && e.note.as_deref() == Some(message.as_str())),
-        "{events:#?}"
-    );
+    env.wait_events(
+        &ns,
+        "unpaid",
+        "a PendingPayment event with the Ready message",
+        |events| {
+            events.iter().any(|e| {
+                e.reason.as_deref() == Some("PendingPayment")
+                    && e.note.as_deref() == Some(message.as_str())
+            })
+        },
+    )
+    .await;
 
     // Paid: the job runs to its end; a reconcile request polls at once instead of at the slow pace.
     env.sim

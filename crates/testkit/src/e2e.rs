@@ -324,6 +324,58 @@ impl Env {
             .total_requests
     }
 
+    /// Watches the Events regarding `name` until `done` holds for them, and returns them. The operator
+    /// publishes an event after the status write it announces, so a test that has just seen a status
+    /// waits here for its event instead of reading the events once.
+    pub async fn wait_events(
+        &self,
+        namespace: &str,
+        name: &str,
+        what: &str,
+        done: impl Fn(&[Event]) -> bool,
+    ) -> Vec<Event> {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        let regards =
+            |event: &Event| event.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name);
+        let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
+        let watched = tokio::time::timeout(WAIT, async {
+            let mut by_name: BTreeMap<String, Event> = BTreeMap::new();
+            let mut listed = false;
+            // The watcher retries errors with back-off; a lasting one shows as the timeout.
+            while let Some(item) = futures::StreamExt::next(&mut stream).await {
+                match item {
+                    Ok(watcher::Event::Init) => {
+                        by_name.clear();
+                        listed = false;
+                    }
+                    Ok(watcher::Event::InitApply(event) | watcher::Event::Apply(event)) => {
+                        if regards(&event) {
+                            by_name.insert(event.metadata.name.clone().unwrap_or_default(), event);
+                        }
+                    }
+                    Ok(watcher::Event::Delete(event)) => {
+                        by_name.remove(event.metadata.name.as_deref().unwrap_or_default());
+                    }
+                    Ok(watcher::Event::InitDone) => listed = true,
+                    Err(_) => {}
+                }
+                let events: Vec<Event> = by_name.values().cloned().collect();
+                if listed && done(&events) {
+                    return Some(events);
+                }
+            }
+            None
+        })
+        .await;
+        match watched {
+            Ok(Some(events)) => events,
+            _ => panic!(
+                "{namespace}/{name}: {what} not seen within {WAIT:?}; its events: {:#?}",
+                self.events_for(namespace, name).await
+            ),
+        }
+    }
+
     pub async fn events_for(&self, namespace: &str, name: &str) -> Vec<Event> {
         let events: Api<Event> = Api::namespaced(self.client.clone(), namespace);
         events

@@ -620,13 +620,20 @@ async fn idle_connections_to_the_metrics_port_neither_exhaust_descriptors_nor_st
     // The idle connections are closed within the header timeout; /healthz answers again meanwhile held.
     let started = std::time::Instant::now();
     let url = format!("http://{addr}/healthz");
+    // Each attempt has a deadline of its own: an attempt that never hears back is one failed attempt, not
+    // a hung test (one run hung here without a trace of where).
+    let client = reqwest::Client::builder()
+        .timeout(HEADER_READ_TIMEOUT)
+        .build()
+        .expect("client");
     wait_for(
         HEADER_READ_TIMEOUT * 3,
         "/healthz behind idle connections",
         || {
-            let url = url.clone();
+            let request = client.get(&url);
             async move {
-                reqwest::get(&url)
+                request
+                    .send()
                     .await
                     .ok()
                     .filter(|r| r.status().is_success())

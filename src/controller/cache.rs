@@ -40,6 +40,8 @@ const KEPT_ANNOTATIONS: [&str; 3] = [
 pub struct CachedCloudJob {
     metadata: ObjectMeta,
     kept: Kept,
+    /// The list (initial list or relist) this copy was last cached in (the cache writer's count).
+    list_round: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -143,11 +145,13 @@ impl CachedCloudJob {
                 CachedCloudJob {
                     metadata: trimmed(cj.metadata),
                     kept,
+                    list_round: 0,
                 }
             }
             Err(invalid) => CachedCloudJob {
                 metadata: trimmed(invalid.metadata),
                 kept: Kept::Invalid(invalid.error.into()),
+                list_round: 0,
             },
         }
     }
@@ -197,6 +201,14 @@ impl CachedCloudJob {
 
     pub fn is_finished(&self) -> bool {
         matches!(self.kept, Kept::Finished(_))
+    }
+
+    pub fn list_round(&self) -> u32 {
+        self.list_round
+    }
+
+    pub fn set_list_round(&mut self, round: u32) {
+        self.list_round = round;
     }
 
     pub fn phase(&self) -> Option<Phase> {

@@ -2,11 +2,13 @@
 //! into a requeue, growing or resetting the object's error back-off.
 
 use std::{
-    sync::{Arc, PoisonError},
+    collections::{HashMap, HashSet},
+    hash::{BuildHasher, RandomState},
+    sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use backon::{BackoffBuilder, ExponentialBuilder};
 use jiff::Timestamp;
 use kube::{
     ResourceExt,
@@ -14,7 +16,7 @@ use kube::{
 };
 use tracing::{Instrument, info_span, warn};
 
-use super::{CachedCloudJob, Context, PerObject, apply, cache::Cached};
+use super::{CachedCloudJob, Context, apply, cache::Cached};
 use crate::{
     crd::CloudJob,
     error::Error,
@@ -138,56 +140,83 @@ pub fn object_ref(cj: &CloudJob) -> ObjectRef<CachedCloudJob> {
 }
 
 /// Per-object error back-off: grows with each failure in a row, forgotten on success and on deletion
-/// (kube-runtime has none built in).
+/// (kube-runtime has none built in). The delays are backon's exponential back-off; what is kept per
+/// object is only its count of failures in a row, under a hash of its reference. In a failure storm
+/// every CloudJob has an entry, and a reference (its name and namespace on the heap) beside a back-off
+/// iterator came to about 300 bytes each, where a hash and a count are 12. Two objects whose references
+/// hash alike (one chance in 2^64 per pair) would share a count: one would wait longer than its own
+/// failures ask, which delays a retry and breaks nothing.
 pub struct Backoffs {
-    min: Duration,
+    delays: ExponentialBuilder,
     max: Duration,
-    by_object: PerObject<ExponentialBackoff>,
+    hasher: RandomState,
+    failures_in_a_row: Mutex<HashMap<u64, u32>>,
 }
+
+/// A count past which the delay has long reached its maximum (any minimum doubled 32 times exceeds
+/// any maximum), so that counting stops there and no count overflows.
+const FAILURES_COUNTED: u32 = 32;
 
 impl Backoffs {
     pub fn new(min: Duration, max: Duration) -> Backoffs {
         Backoffs {
-            min,
+            delays: ExponentialBuilder::default()
+                .with_min_delay(min)
+                .with_max_delay(max)
+                .with_factor(2.0)
+                .with_jitter()
+                .without_max_times(),
             max,
-            by_object: PerObject::default(),
+            hasher: RandomState::new(),
+            failures_in_a_row: Mutex::default(),
         }
     }
 
     /// The delay before the next retry of `object`, longer each time.
     pub fn next(&self, object: &ObjectRef<CachedCloudJob>) -> Duration {
-        let (min, max) = (self.min, self.max);
-        self.by_object
-            .with(|by_object| {
-                by_object
-                    .entry(object.clone())
-                    .or_insert_with(|| {
-                        ExponentialBuilder::default()
-                            .with_min_delay(min)
-                            .with_max_delay(max)
-                            .with_factor(2.0)
-                            .with_jitter()
-                            .without_max_times()
-                            .build()
-                    })
-                    .next()
-            })
-            .flatten()
-            .unwrap_or(max)
+        let failures = {
+            let mut counts = self
+                .failures_in_a_row
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let count = counts.entry(self.hasher.hash_one(object)).or_insert(0);
+            let before = *count;
+            *count = (before + 1).min(FAILURES_COUNTED);
+            before
+        };
+        // The delay after `failures` earlier ones, as backon's iterator would give it as its next.
+        self.delays
+            .build()
+            .nth(failures as usize)
+            .unwrap_or(self.max)
     }
 
     pub fn forget(&self, object: &ObjectRef<CachedCloudJob>) {
-        self.by_object.forget(object);
+        let hash = self.hasher.hash_one(object);
+        self.failures_in_a_row
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&hash);
     }
 
-    /// Keeps only the back-offs of objects for which `keep` is true.
-    pub fn retain(&self, keep: impl Fn(&ObjectRef<CachedCloudJob>) -> bool) {
-        self.by_object.retain(keep);
+    /// Keeps only the back-offs of the objects in `alive`.
+    pub fn retain(&self, alive: impl IntoIterator<Item = ObjectRef<CachedCloudJob>>) {
+        let alive: HashSet<u64> = alive
+            .into_iter()
+            .map(|object| self.hasher.hash_one(&object))
+            .collect();
+        self.failures_in_a_row
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|hash, _| alive.contains(hash));
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.by_object.len()
+        self.failures_in_a_row
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 }
 
@@ -660,10 +689,33 @@ mod tests {
     }
 
     #[test]
+    fn a_resync_keeps_only_the_back_offs_of_cloudjobs_still_there() {
+        let backoffs = Backoffs::new(Duration::from_secs(2), Duration::from_secs(300));
+        for name in ["gone", "kept"] {
+            backoffs.next(&key(name));
+            backoffs.next(&key(name));
+        }
+        backoffs.retain([key("kept")]);
+        assert_eq!(backoffs.len(), 1);
+        assert!(
+            backoffs.next(&key("kept")) >= Duration::from_secs(8),
+            "the one still there keeps its count"
+        );
+        assert!(
+            backoffs.next(&key("gone")) < Duration::from_secs(4),
+            "the one gone starts over"
+        );
+    }
+
+    #[test]
     fn backoff_never_exceeds_its_maximum() {
         let backoffs = Backoffs::new(Duration::from_secs(2), Duration::from_secs(10));
-        for _ in 0..20 {
-            assert!(backoffs.next(&key("a")) <= Duration::from_secs(20));
+        // Past the count where counting stops, too.
+        for _ in 0..2 * FAILURES_COUNTED {
+            let delay = backoffs.next(&key("a"));
+            // Jitter adds up to one delay on top of the maximum.
+            assert!(delay <= Duration::from_secs(20), "{delay:?}");
         }
+        assert!(backoffs.next(&key("a")) >= Duration::from_secs(10));
     }
 }

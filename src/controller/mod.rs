@@ -381,9 +381,9 @@ struct CacheWriter {
     /// Whether the initial list is done (the cache is ready).
     listed: bool,
     /// The number of the list under way or last done, stamped on every object cached. At the end of a
-    /// relist the objects stamped with an earlier one were not listed again: they are gone. (A set of the
-    /// relisted objects' references, which this replaces, cost 2 MiB at 10,000 CloudJobs at the
-    /// moment of the relist.)
+    /// relist the objects stamped with an earlier one were not listed again: they are gone. (It replaces a
+    /// set of the relisted objects' references, one more copy of every name and namespace at the moment
+    /// of the relist; README, Performance.)
     list_round: u32,
 }
 

@@ -143,7 +143,7 @@ pub fn object_ref(cj: &CloudJob) -> ObjectRef<CachedCloudJob> {
 /// (kube-runtime has none built in). The delays are backon's exponential back-off; what is kept per
 /// object is only its count of failures in a row, under a hash of its reference. In a failure storm
 /// every CloudJob has an entry, and a reference (its name and namespace on the heap) beside a back-off
-/// iterator came to about 300 bytes each, where a hash and a count are 12. Two objects whose references
+/// iterator take well over 200 bytes, where a hash and a count take 12. Two objects whose references
 /// hash alike (one chance in 2^64 per pair) would share a count: one would wait longer than its own
 /// failures ask, which delays a retry and breaks nothing.
 pub struct Backoffs {

@@ -153,8 +153,8 @@ pub struct Backoffs {
     failures_in_a_row: Mutex<HashMap<u64, u32>>,
 }
 
-/// A count past which the delay has long reached its maximum (any minimum doubled 32 times exceeds
-/// any maximum), so that counting stops there and no count overflows.
+/// A count past which the delay has long reached any sensible maximum (a minimum doubled 31 times is
+/// over 2 billion times itself: from 1 ms, 24 days), so that counting stops there and never overflows.
 const FAILURES_COUNTED: u32 = 32;
 
 impl Backoffs {

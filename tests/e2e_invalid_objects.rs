@@ -85,16 +85,7 @@ async fn an_undecodable_cloudjob_is_reported_and_every_other_cloudjob_completes(
         .await;
     }
     let warnings = env
-        .wait_events(
-            &first,
-            "unknown-service",
-            "an InvalidObject event",
-            |events| {
-                events
-                    .iter()
-                    .any(|e| e.reason.as_deref() == Some("InvalidObject"))
-            },
-        )
+        .wait_event(&first, "unknown-service", None, "InvalidObject")
         .await;
     let invalid = warnings
         .iter()

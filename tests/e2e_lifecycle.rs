@@ -395,13 +395,7 @@ async fn kubectl_wait_sees_complete_and_failed_jobs_and_a_failure_reads_as_stall
     assert!(!server_id.is_empty());
 
     // Events: progress and success for the good job, a warning for the failed one.
-    let events = env
-        .wait_events(&ns, "ok", "a Succeeded event", |events| {
-            events
-                .iter()
-                .any(|e| e.reason.as_deref() == Some("Succeeded"))
-        })
-        .await;
+    let events = env.wait_event(&ns, "ok", None, "Succeeded").await;
     let reasons: Vec<_> = events.iter().filter_map(|e| e.reason.clone()).collect();
     assert!(reasons.contains(&"Succeeded".to_string()), "{reasons:?}");
     let success = events
@@ -412,12 +406,8 @@ async fn kubectl_wait_sees_complete_and_failed_jobs_and_a_failure_reads_as_stall
         success.note.as_deref().unwrap_or_default().contains(&image),
         "success event names the image"
     );
-    env.wait_events(&ns, "bad", "a JobFailed warning", |events| {
-        events.iter().any(|e| {
-            e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("JobFailed")
-        })
-    })
-    .await;
+    env.wait_event(&ns, "bad", Some("Warning"), "JobFailed")
+        .await;
 
     // Metrics moved for real requests and reconciles.
     let metrics = operator.metrics().await.expect("metrics");

@@ -107,12 +107,8 @@ async fn a_missing_secret_stalls_and_the_job_finishes_once_the_secret_exists() {
         condition(&stalled, "Reconciling").is_none(),
         "a lasting problem is not Reconciling (kstatus: Failed)"
     );
-    env.wait_events(&ns, "late", "a SecretNotFound warning", |events| {
-        events.iter().any(|e| {
-            e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("SecretNotFound")
-        })
-    })
-    .await;
+    env.wait_event(&ns, "late", Some("Warning"), "SecretNotFound")
+        .await;
     assert_eq!(
         env.job_requests(&job.job_id),
         0,

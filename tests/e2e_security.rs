@@ -401,12 +401,7 @@ async fn no_credential_reaches_logs_events_status_or_metrics_on_any_problem_path
         wait_reason(&env, &ns, name, reason, &operator.log).await;
     }
     // The throttling path was taken.
-    env.wait_events(&ns, "throttled", "a Throttled event", |events| {
-        events
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("Throttled"))
-    })
-    .await;
+    env.wait_event(&ns, "throttled", None, "Throttled").await;
     let metrics = reqwest::get(format!(
         "http://{}/metrics",
         operator.operator.metrics_address()

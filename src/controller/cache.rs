@@ -203,11 +203,11 @@ impl CachedCloudJob {
         matches!(self.kept, Kept::Finished(_))
     }
 
-    pub fn list_round(&self) -> u32 {
+    pub(super) fn list_round(&self) -> u32 {
         self.list_round
     }
 
-    pub fn set_list_round(&mut self, round: u32) {
+    pub(super) fn set_list_round(&mut self, round: u32) {
         self.list_round = round;
     }
 

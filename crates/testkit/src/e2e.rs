@@ -376,6 +376,25 @@ impl Env {
         }
     }
 
+    /// [`Env::wait_events`] until an event with `reason` (and, where given, of `type_`: Normal or
+    /// Warning) regards `name`.
+    pub async fn wait_event(
+        &self,
+        namespace: &str,
+        name: &str,
+        type_: Option<&str>,
+        reason: &str,
+    ) -> Vec<Event> {
+        let what = format!("a {} {reason} event", type_.unwrap_or("(any type)"));
+        self.wait_events(namespace, name, &what, |events| {
+            events.iter().any(|e| {
+                e.reason.as_deref() == Some(reason)
+                    && type_.is_none_or(|t| e.type_.as_deref() == Some(t))
+            })
+        })
+        .await
+    }
+
     pub async fn events_for(&self, namespace: &str, name: &str) -> Vec<Event> {
         let events: Api<Event> = Api::namespaced(self.client.clone(), namespace);
         events

@@ -86,6 +86,18 @@ pub fn play(
     policy: VirtualPolicy,
     seed: u64,
 ) -> VirtualOutcome {
+    play_bounded(jobs, history, policy, seed, None)
+}
+
+/// [`play`] with every CloudJob's `spec.polling.maxIntervalSeconds` set to `max_interval` (the operator's
+/// 60 s when `None`). Only the adaptive policies read it: a fixed poller keeps its interval.
+pub fn play_bounded(
+    jobs: &[PlannedJob],
+    history: &[PlannedJob],
+    policy: VirtualPolicy,
+    seed: u64,
+    max_interval: Option<Duration>,
+) -> VirtualOutcome {
     let (mode, request_cost, warm) = match policy {
         VirtualPolicy::Adaptive { request_cost, warm } => (PollMode::Adaptive, request_cost, warm),
         VirtualPolicy::AgeRule => (PollMode::Adaptive, Duration::ZERO, false),
@@ -104,7 +116,10 @@ pub fn play(
             .checked_add(SignedDuration::from_secs_f64(secs))
             .unwrap_or(origin)
     };
-    let cloudjobs: Vec<CloudJob> = jobs.iter().map(|job| cloudjob(job, at(0.0))).collect();
+    let cloudjobs: Vec<CloudJob> = jobs
+        .iter()
+        .map(|job| cloudjob(job, at(0.0), max_interval))
+        .collect();
     // One stream of jitter draws per job, so that two policies that decide alike for a job draw alike
     // for it, whatever order the other jobs' polls come in.
     let mut jitters: Vec<StdRng> = (0..jobs.len() as u64)
@@ -221,13 +236,15 @@ pub fn lockstep(n: usize, from_secs: u64, to_secs: u64, seed: u64) -> Vec<(u64, 
         .collect()
 }
 
-fn cloudjob(job: &PlannedJob, created: Timestamp) -> CloudJob {
+fn cloudjob(job: &PlannedJob, created: Timestamp, max_interval: Option<Duration>) -> CloudJob {
+    let polling = max_interval.map(|max| serde_json::json!({"maxIntervalSeconds": max.as_secs()}));
     let spec: CloudJobSpec = serde_json::from_value(serde_json::json!({
         "service": operator_service(job),
         "region": "eu-de",
         "projectId": crate::workload::PROJECT,
         "jobId": job.job_id,
-        "credentialsSecretRef": {"name": "creds"}
+        "credentialsSecretRef": {"name": "creds"},
+        "polling": polling,
     }))
     .unwrap_or_else(|e| unreachable!("a fixed, valid spec: {e}"));
     let mut cj = CloudJob::new(&job.name, spec);
@@ -339,6 +356,43 @@ mod tests {
             "median {} vs {}",
             learned.delay_secs.p50,
             before.delay_secs.p50
+        );
+    }
+
+    /// The 60 s maximum interval is what keeps the typed workload's adaptive policy just short of 3×:
+    /// it alone asks for a poll a minute of every long job, whatever its type's history says. With
+    /// `maxIntervalSeconds: 300` the same default request cost makes well over 3× fewer GETs than the
+    /// fixed 10 s poller, at a median delay no worse and a p95 within 30 s.
+    #[test]
+    fn a_longer_maximum_interval_lets_learned_types_poll_less() {
+        let jobs = workload::plan_for(Workload::Typed, 1000, 6, 1.0, 0.1);
+        let history = workload::history(crate::DEFAULT_HISTORY_PER_TYPE, 6, 1.0, 0.1);
+        let warm = VirtualPolicy::Adaptive {
+            request_cost: poll::DEFAULT_REQUEST_COST,
+            warm: true,
+        };
+        let five_minutes = Some(Duration::from_secs(300));
+        let bounded = play(&jobs, &history, warm, 6);
+        let longer = play_bounded(&jobs, &history, warm, 6, five_minutes);
+        let ten = play_bounded(&jobs, &history, fixed(10), 6, five_minutes);
+        assert!(
+            longer.gets.mean < bounded.gets.mean * 0.9,
+            "{} GETs vs {} at 60 s",
+            longer.gets.mean,
+            bounded.gets.mean
+        );
+        let gets_ratio = ten.gets.mean / longer.gets.mean;
+        assert!(gets_ratio >= 3.0, "{gets_ratio:.2}× fewer GETs");
+        assert!(
+            longer.delay_secs.p50 <= ten.delay_secs.p50,
+            "median {} vs {}",
+            longer.delay_secs.p50,
+            ten.delay_secs.p50
+        );
+        assert!(
+            longer.delay_secs.p95 <= 30.0,
+            "p95 {}",
+            longer.delay_secs.p95
         );
     }
 }

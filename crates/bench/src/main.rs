@@ -273,6 +273,7 @@ fn replay(args: &Args, policies: &[Policy]) -> anyhow::Result<()> {
         cloudjob_operator::poll::DEFAULT_REQUEST_COST,
         Duration::from_millis,
     );
+    let max_interval = args.max_interval_secs.map(Duration::from_secs);
     let mut panels = Vec::new();
     for &n in &args.jobs {
         let jobs = workload::plan_for(
@@ -308,7 +309,6 @@ fn replay(args: &Args, policies: &[Policy]) -> anyhow::Result<()> {
             all.push(("age-rule".into(), VirtualPolicy::AgeRule));
         }
         for (name, policy) in all {
-            let max_interval = args.max_interval_secs.map(Duration::from_secs);
             let outcome =
                 virtual_time::play_bounded(&jobs, &history, policy, args.seed, max_interval);
             points.push(FrontierPoint {
